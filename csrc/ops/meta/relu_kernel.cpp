@@ -1,0 +1,57 @@
+// Meta kernels: shapes, dtypes and strides without data, for FakeTensor, torch.compile and
+// torch.export. They run the same argument checks as the real kernels and allocate the output
+// exactly as they do (empty_like of self, which keeps self's layout, channels_last included).
+// Everything here is SymInt-safe, so dynamic shapes trace too.
+#include "../relu.h"
+
+#include <ATen/ops/empty_like.h>
+#include <torch/library.h>
+
+namespace sugar {
+namespace {
+
+at::Tensor relu_meta(
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only) {
+  check_floating(kReluName, "self", self);
+  parse_surrogate(kReluName, surrogate, alpha, negative_only);
+  return at::empty_like(self);
+}
+
+at::Tensor relu_backward_meta(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only) {
+  check_floating(kReluBackwardName, "self", self);
+  check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
+  parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
+  return at::empty_like(self);
+}
+
+at::Tensor relu_double_backward_meta(
+    const at::Tensor& grad_grad,
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only) {
+  check_floating(kReluDoubleBackwardName, "self", self);
+  check_like(kReluDoubleBackwardName, "grad_output", grad_output, "self", self);
+  check_like(kReluDoubleBackwardName, "grad_grad", grad_grad, "self", self);
+  parse_surrogate(kReluDoubleBackwardName, surrogate, alpha, negative_only);
+  return at::empty_like(self);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sugar, Meta, m) {
+  m.impl("relu", &relu_meta);
+  m.impl("relu_backward", &relu_backward_meta);
+  m.impl("_relu_double_backward", &relu_double_backward_meta);
+}
+
+}  // namespace sugar

@@ -1,0 +1,36 @@
+// Internal declarations shared by the op's backends: argument checks, and the private
+// double-backward op. The public API is include/torch_sugar/sugar.h.
+#pragma once
+
+#include "surrogate.h"
+
+#include <ATen/core/Tensor.h>
+
+namespace sugar {
+
+// The op names used in error messages.
+constexpr const char* kReluName = "sugar::relu";
+constexpr const char* kReluBackwardName = "sugar::relu_backward";
+constexpr const char* kReluDoubleBackwardName = "sugar::_relu_double_backward";
+
+// Throws c10::TypeError unless `t` is float16, bfloat16, float32 or float64.
+void check_floating(const char* op, const char* arg, const at::Tensor& t);
+
+// Throws c10::ValueError unless `t` has `ref`'s shape, dtype and device.
+void check_like(
+    const char* op,
+    const char* arg,
+    const at::Tensor& t,
+    const char* ref_arg,
+    const at::Tensor& ref);
+
+// grad_grad * grad_output * s''(self): the self-part of relu_backward's own backward.
+at::Tensor _relu_double_backward(
+    const at::Tensor& grad_grad,
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only);
+
+}  // namespace sugar

@@ -1,0 +1,30 @@
+// Host-side surrogate handling: name -> kind, alpha defaults and ranges, argument validation.
+// The math itself lives in surrogate_math.h.
+#pragma once
+
+#include "surrogate_math.h"
+
+#include <torch_sugar/sugar.h>
+
+#include <c10/util/string_view.h>
+
+#include <optional>
+
+namespace sugar {
+
+// A validated (surrogate, alpha, negative_only) triple, alpha resolved to its default.
+struct SurrogateSpec {
+  math::Surrogate kind;
+  double alpha;  // 0 for surrogates that take none
+  bool negative_only;
+};
+
+// Validates the op arguments and resolves alpha. `op` names the caller in error messages.
+// Throws c10::ValueError naming the argument, the value given and what is allowed.
+SurrogateSpec parse_surrogate(
+    const char* op,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only);
+
+}  // namespace sugar

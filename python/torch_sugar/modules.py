@@ -1,0 +1,85 @@
+"""``SugarReLU`` (an ``nn.Module``) and ``convert``/``revert`` to swap it with ``nn.ReLU``."""
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ._ops import surrogates, validate
+
+
+class SugarReLU(nn.Module):
+    """ReLU in the forward pass, the derivative of a smooth surrogate in the backward pass.
+
+    A drop-in for ``nn.ReLU`` that ``torch.jit.script`` and ``torch.compile`` handle.
+
+    Args:
+        surrogate: surrogate name, see :func:`torch_sugar.surrogates` (default "bsilu").
+        alpha: the surrogate's parameter, None for its default.
+        negative_only: apply the surrogate only where x <= 0.
+    """
+
+    surrogate: str
+    alpha: Optional[float]
+    negative_only: bool
+
+    def __init__(self, surrogate: str = "bsilu", alpha: Optional[float] = None,
+                 negative_only: bool = False):
+        super().__init__()
+        validate(surrogate, alpha, negative_only, fn="SugarReLU")
+        self.surrogate = surrogate
+        self.alpha = None if alpha is None else float(alpha)
+        self.negative_only = negative_only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.sugar.relu(x, self.surrogate, self.alpha, self.negative_only)
+
+    def extra_repr(self) -> str:
+        if self.alpha is None:
+            default = next((s.default_alpha for s in surrogates() if s.name == self.surrogate), None)
+            alpha = "" if default is None else f", alpha={default:g} (default)"
+        else:
+            alpha = f", alpha={self.alpha:g}"
+        scope = ", negative_only=True" if self.negative_only else ""
+        return f"surrogate={self.surrogate!r}{alpha}{scope}"
+
+
+def convert(model: nn.Module, surrogate: str = "bsilu", alpha: Optional[float] = None,
+            negative_only: bool = False) -> nn.Module:
+    """Replaces every ``nn.ReLU`` in ``model`` (nested ones too) by ``SugarReLU`` in place.
+
+    Returns the model (a new SugarReLU if ``model`` itself is an ``nn.ReLU``). Calls of
+    ``torch.relu``/``F.relu`` inside ``forward`` methods are code, not modules, and stay as they are.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"torch_sugar.convert: model must be an nn.Module, got {type(model).__name__}")
+    validate(surrogate, alpha, negative_only, fn="torch_sugar.convert")
+
+    def make(relu: nn.ReLU) -> SugarReLU:
+        new = SugarReLU(surrogate, alpha, negative_only)
+        new._relu_inplace = bool(relu.inplace)  # so revert() gives back the same nn.ReLU
+        return new
+
+    if isinstance(model, nn.ReLU):
+        return make(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(parent, name, make(child))
+    return model
+
+
+def revert(model: nn.Module) -> nn.Module:
+    """Replaces every ``SugarReLU`` in ``model`` by ``nn.ReLU`` in place; returns the model."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"torch_sugar.revert: model must be an nn.Module, got {type(model).__name__}")
+
+    def make(sugar: SugarReLU) -> nn.ReLU:
+        return nn.ReLU(inplace=getattr(sugar, "_relu_inplace", False))
+
+    if isinstance(model, SugarReLU):
+        return make(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, SugarReLU):
+                setattr(parent, name, make(child))
+    return model

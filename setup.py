@@ -1,0 +1,119 @@
+"""Builds torch-sugar: the Python-free op library `torch_sugar/lib/libtorch_sugar.so`
+(CPU kernels, and CUDA kernels when asked for) and the small pybind11 module `torch_sugar._C`.
+
+CUDA is chosen by the environment variable SUGAR_CUDA:
+  SUGAR_CUDA=1  build the CUDA kernels; if that is impossible, fail (never a silent CPU-only build)
+  SUGAR_CUDA=0  CPU only
+  unset         CUDA when torch was built with CUDA and nvcc is found, else CPU only
+TORCH_CUDA_ARCH_LIST overrides the default CUDA architectures (8.0;8.6;8.9;9.0+PTX).
+"""
+import glob
+import os
+import re
+import shutil
+
+from setuptools import find_packages, setup
+
+import torch
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+OPS_LIB = "torch_sugar.lib.libtorch_sugar"
+
+
+def read_version():
+    text = open(os.path.join(ROOT, "python", "torch_sugar", "version.py")).read()
+    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+
+
+def want_cuda():
+    switch = os.environ.get("SUGAR_CUDA", "").strip().lower()
+    if switch not in ("", "0", "1", "auto"):
+        raise SystemExit(f"SUGAR_CUDA must be 0, 1 or unset, got {switch!r}")
+    nvcc = shutil.which("nvcc") or (CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")))
+    problems = []
+    if torch.version.cuda is None:
+        problems.append(f"the installed torch {torch.__version__} is a CPU-only build")
+    if not nvcc:
+        problems.append("nvcc was not found (set CUDA_HOME or put nvcc on PATH)")
+    if switch == "1":
+        if problems:
+            raise SystemExit("SUGAR_CUDA=1 asked for the CUDA kernels, but " + " and ".join(problems)
+                             + ". Install a CUDA build of torch and the CUDA toolkit, or build with SUGAR_CUDA=0.")
+        return True
+    if switch == "0":
+        return False
+    return not problems
+
+
+VERSION = read_version()
+WITH_CUDA = want_cuda()
+if WITH_CUDA and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+    os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;8.6;8.9;9.0+PTX"
+
+cxx_flags = ["-O3", "-fvisibility=hidden", f'-DTORCH_SUGAR_VERSION="{VERSION}"']
+nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "--extended-lambda", f'-DTORCH_SUGAR_VERSION="{VERSION}"']
+if WITH_CUDA:
+    cxx_flags.append("-DSUGAR_WITH_CUDA")
+    nvcc_flags.append("-DSUGAR_WITH_CUDA")
+
+include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")]
+op_sources = sorted(
+    glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp")
+    + glob.glob("csrc/ops/meta/*.cpp") + glob.glob("csrc/ops/autograd/*.cpp"))
+if WITH_CUDA:
+    op_sources += sorted(glob.glob("csrc/ops/cuda/*.cu"))
+
+Extension = CUDAExtension if WITH_CUDA else CppExtension
+ops_ext = Extension(
+    OPS_LIB,
+    op_sources,
+    include_dirs=include_dirs,
+    # Python-free: py_limited_api keeps torch_python (and so libpython) out of the link, so C++
+    # programs can load the library too.
+    py_limited_api=True,
+    extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+    extra_link_args=["-Wl,-soname,libtorch_sugar.so"],
+)
+c_ext = CppExtension(
+    "torch_sugar._C",
+    ["csrc/python/module.cpp", "csrc/python/surrogate_table.cpp"],
+    include_dirs=include_dirs,
+    extra_compile_args={"cxx": cxx_flags},
+)
+
+
+class BuildSugar(BuildExtension):
+    """Names the op library `lib/libtorch_sugar.so` (a plain shared library, not a module)."""
+
+    def get_ext_filename(self, ext_name):
+        # setuptools asks both by full name and by its last component.
+        if ext_name == OPS_LIB:
+            return os.path.join("torch_sugar", "lib", "libtorch_sugar.so")
+        if ext_name == OPS_LIB.rsplit(".", 1)[1]:
+            return "libtorch_sugar.so"
+        return super().get_ext_filename(ext_name)
+
+    def copy_extensions_to_source(self):
+        os.makedirs(os.path.join(ROOT, "python", "torch_sugar", "lib"), exist_ok=True)
+        super().copy_extensions_to_source()
+
+    def get_export_symbols(self, ext):
+        if ext.name == OPS_LIB:
+            return []
+        return super().get_export_symbols(ext)
+
+
+# `make` installs the package in editable mode without extensions (SUGAR_SKIP_EXTENSIONS=1), then
+# builds them with `setup.py build_ext --inplace`, which stays incremental.
+SKIP_EXTENSIONS = os.environ.get("SUGAR_SKIP_EXTENSIONS") == "1"
+
+setup(
+    version=VERSION,
+    packages=find_packages("python"),
+    package_dir={"": "python"},
+    ext_modules=[] if SKIP_EXTENSIONS else [ops_ext, c_ext],
+    cmdclass={"build_ext": BuildSugar.with_options(use_ninja=True)},
+    include_package_data=True,
+    zip_safe=False,
+)
