@@ -63,11 +63,14 @@ std::string valid_names() {
   return out;
 }
 
-// Shortest text that reads back as v ("0.1", not "0.10000000000000001").
+// As Python's repr writes a float: the shortest text that reads back as v ("0.1", not
+// "0.10000000000000001"), with ".0" on whole numbers ("0.0", "-1.0").
 std::string format_double(double v) {
   char buf[64];
   const auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, res.ptr);
+  std::string out(buf, res.ptr);
+  if (out.find_first_of(".ein") == std::string::npos) out += ".0";
+  return out;
 }
 
 }  // namespace

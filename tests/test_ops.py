@@ -1,0 +1,285 @@
+"""sugar::relu and sugar::relu_backward against torch.relu and the float64 reference."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import torch_sugar
+from conftest import DTYPES
+from reference import DEFAULT_ALPHA, SURROGATES, grad_input, grad_self_second
+
+# Values the issue asks for, plus the kinks, huge and tiny magnitudes.
+SPECIAL = [0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0, 1.0, -1.0, 0.5, -0.5, 3.0, -3.0,
+           7.5, -7.5, 1e-30, -1e-30, 150.0, -150.0]
+
+# Tolerances of the backward against the float64 reference, by dtype: (rtol, atol). Half types
+# are computed in float32 and rounded once, so they are within about one unit in the last place.
+TOLS = {
+    torch.float64: (1e-12, 1e-14),
+    torch.float32: (2e-6, 1e-7),
+    torch.float16: (2e-3, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-5),
+}
+
+
+def sample_x(dtype, device, n=2000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rand = torch.randn(n, generator=g, dtype=torch.float64) * 4
+    x = torch.cat([torch.tensor(SPECIAL, dtype=torch.float64), rand])
+    return x.to(dtype).to(device)
+
+
+def bits(t):
+    """The raw bits of a tensor, so comparisons see NaN payloads and the sign of zero."""
+    t = t.contiguous().view(-1)
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
+def as_np(t):
+    return t.detach().cpu().double().numpy()
+
+
+def assert_close_ref(out, ref, dtype, what):
+    rtol, atol = TOLS[dtype]
+    got = as_np(out)
+    ok = np.abs(got - ref) <= atol + rtol * np.abs(ref)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise AssertionError(f"{what}: {int((~ok).sum())} mismatches, first at index {i}: "
+                             f"got {got[i]!r}, reference {ref[i]!r}")
+
+
+# ---------------------------------------------------------------- forward
+
+def layouts(device, dtype):
+    base = torch.randn(4, 6, 5, 7, device=device).to(dtype)
+    base.view(-1)[::7] = -0.0
+    base.view(-1)[3] = float("nan")
+    base.view(-1)[4] = float("inf")
+    base.view(-1)[5] = float("-inf")
+    return {
+        "contiguous": base,
+        "channels_last": base.contiguous(memory_format=torch.channels_last),
+        "transposed": base.transpose(1, 3),
+        "sliced": base[:, ::2, 1:, ::3],
+        "permuted_sliced": base.permute(3, 1, 0, 2)[::2],
+        "expanded": base[:1, :1].expand(3, 4, 5, 7),
+        "zero_dim": torch.tensor(-1.5, device=device).to(dtype),
+        "empty": torch.empty(0, 3, device=device, dtype=dtype),
+        "one_element": torch.tensor([2.0], device=device).to(dtype),
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_is_torch_relu(device, dtype):
+    for name, x in layouts(device, dtype).items():
+        y = torch.ops.sugar.relu(x)
+        ref = torch.relu(x)
+        assert y.dtype == ref.dtype and y.shape == ref.shape and y.device == ref.device, name
+        # Bitwise (so -0.0 stays -0.0), except that NaN only has to stay NaN: torch.relu itself
+        # rewrites bfloat16 NaN payloads in its vectorized path.
+        nan = torch.isnan(ref)
+        assert torch.equal(torch.isnan(y), nan), name
+        assert torch.equal(bits(y)[~nan.reshape(-1)], bits(ref)[~nan.reshape(-1)]), name
+        assert y.stride() == ref.stride(), (name, y.stride(), ref.stride())
+        assert y.data_ptr() != x.data_ptr() or x.numel() == 0, name
+
+
+def test_forward_output_layout_follows_input(device):
+    x = torch.randn(2, 3, 4, 5, device=device).contiguous(memory_format=torch.channels_last)
+    assert torch.ops.sugar.relu(x).is_contiguous(memory_format=torch.channels_last)
+    xt = torch.randn(8, 9, device=device).t()
+    assert torch.ops.sugar.relu(xt).stride() == torch.relu(xt).stride()
+
+
+def test_forward_large_and_parallel_matches_single_thread(device):
+    # Larger than the parallel grain, strided, so the threaded strided path runs.
+    x = torch.randn(300, 1000, device=device)[:, ::3]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1 = torch.ops.sugar.relu(x)
+        g1 = torch.ops.sugar.relu_backward(torch.ones_like(x), x, "mish", None, False)
+        torch.set_num_threads(max(2, threads))
+        y2 = torch.ops.sugar.relu(x)
+        g2 = torch.ops.sugar.relu_backward(torch.ones_like(x), x, "mish", None, False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(y1, y2) and torch.equal(g1, g2)
+    assert torch.equal(y1, torch.relu(x))
+
+
+# ---------------------------------------------------------------- backward
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("negative_only", [False, True])
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_backward_matches_reference(device, dtype, surrogate, negative_only):
+    x = sample_x(dtype, device)
+    g = (torch.rand(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 0.5)
+    g = g.to(dtype).to(device)
+    out = torch.ops.sugar.relu_backward(g, x, surrogate, None, negative_only)
+    assert out.dtype == dtype and out.shape == x.shape
+    ref = grad_input(surrogate, as_np(g), as_np(x), None, negative_only)
+    assert_close_ref(out, ref, dtype, f"{surrogate} negative_only={negative_only} {dtype}")
+
+
+@pytest.mark.parametrize("surrogate,alpha", [("bsilu", 0.5), ("bsilu", 0.0), ("nelu", 0.1),
+                                             ("elu", 0.3), ("leaky_relu", 0.2), ("leaky_relu", 1.0)])
+def test_backward_with_alpha(device, surrogate, alpha):
+    x = sample_x(torch.float64, device)
+    g = torch.randn_like(x)
+    out = torch.ops.sugar.relu_backward(g, x, surrogate, alpha, False)
+    assert_close_ref(out, grad_input(surrogate, as_np(g), as_np(x), alpha), torch.float64, surrogate)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("negative_only", [False, True])
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_double_backward_op_matches_reference(device, dtype, surrogate, negative_only):
+    x = sample_x(dtype, device)
+    g = torch.randn_like(x)
+    gg = torch.randn_like(x)
+    out = torch.ops.sugar._relu_double_backward(gg, g, x, surrogate, None, negative_only)
+    ref = grad_self_second(surrogate, as_np(gg), as_np(g), as_np(x), None, negative_only)
+    # s'' adds terms up to ~60 in size that cancel to O(1) (gelu_tanh, mish), so float32 is held
+    # to an absolute error of ~60 ulp of those terms, scaled by |gg * g|.
+    rtol, atol = (1e-12, 1e-13) if dtype == torch.float64 else (1e-5, 4e-6)
+    scale = np.maximum(np.abs(as_np(gg) * as_np(g)), 1.0)
+    err = np.abs(as_np(out) - ref)
+    bad = err > atol * scale + rtol * np.abs(ref)
+    assert not bad.any(), (f"s'' of {surrogate}: {int(bad.sum())} mismatches, e.g. x={as_np(x)[bad][:3]}, "
+                           f"got {as_np(out)[bad][:3]}, reference {ref[bad][:3]}")
+
+
+def test_relu_control_is_bitwise_torch_relu_gradient(device):
+    x = torch.tensor([-2.0, -0.0, 0.0, 1e-30, 3.0, float("nan"), float("inf"), float("-inf"), 5.0],
+                     device=device, requires_grad=True)
+    g = torch.tensor([1.0, float("inf"), float("nan"), 2.0, float("nan"), 4.0, 5.0, 6.0, -0.0],
+                     device=device)
+    (ours,) = torch.autograd.grad(torch.ops.sugar.relu(x, "relu"), x, g)
+    (theirs,) = torch.autograd.grad(torch.relu(x), x, g)
+    assert torch.equal(bits(ours), bits(theirs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_gradients_finite_for_every_finite_input(device, dtype, surrogate):
+    info = torch.finfo(dtype)
+    vals = [info.max, -info.max, info.tiny, -info.tiny, info.smallest_normal / 4, -info.eps,
+            1e4, -1e4, 1e15, -1e15, 3e19, -3e19]
+    x = torch.tensor(vals, dtype=torch.float64).clamp(-info.max, info.max).to(dtype).to(device)
+    ones = torch.ones_like(x)
+    for neg in (False, True):
+        d = torch.ops.sugar.relu_backward(ones, x, surrogate, None, neg)
+        d2 = torch.ops.sugar._relu_double_backward(ones, ones, x, surrogate, None, neg)
+        assert torch.isfinite(d).all(), (surrogate, dtype, neg, d)
+        assert torch.isfinite(d2).all(), (surrogate, dtype, neg, d2)
+
+
+def test_nan_propagates_in_backward(device):
+    x = torch.tensor([float("nan"), 1.0], device=device)
+    g = torch.ones_like(x)
+    out = torch.ops.sugar.relu_backward(g, x, "bsilu", None, False)
+    assert math.isnan(out[0].item()) and not math.isnan(out[1].item())
+
+
+def test_surrogate_table_matches_design():
+    rows = {s.name: s for s in torch_sugar.surrogates()}
+    assert set(rows) == set(SURROGATES)
+    for name, alpha in DEFAULT_ALPHA.items():
+        assert rows[name].default_alpha == alpha, name
+        assert rows[name].description
+    assert rows["swish"].alias_of == "silu"
+
+
+def test_swish_is_silu(device):
+    x = sample_x(torch.float32, device)
+    g = torch.randn_like(x)
+    assert torch.equal(torch.ops.sugar.relu_backward(g, x, "swish", None, False),
+                       torch.ops.sugar.relu_backward(g, x, "silu", None, False))
+
+
+def test_dead_unit_gets_gradient_only_with_sugar(device):
+    x = torch.full((4,), -1.5, device=device, requires_grad=True)  # a dead unit's pre-activations
+    (g_relu,) = torch.autograd.grad(torch_sugar.relu(x, "relu").sum(), x)
+    (g_sugar,) = torch.autograd.grad(torch_sugar.relu(x, "bsilu").sum(), x)
+    assert torch.all(g_relu == 0)
+    assert torch.all(g_sugar != 0)
+
+
+# ---------------------------------------------------------------- bad input
+
+def raises(exc, match, fn):
+    with pytest.raises(exc, match=match):
+        fn()
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool,
+                                   torch.complex64])
+def test_rejects_non_floating_dtypes(dtype):
+    x = torch.zeros(3, dtype=dtype)
+    expected = str(dtype).replace(".", r"\.")
+    raises(TypeError, rf"sugar::relu: self must be a floating-point tensor.*got dtype {expected}",
+           lambda: torch.ops.sugar.relu(x))
+    raises(TypeError, r"sugar::relu_backward: self must be a floating-point",
+           lambda: torch.ops.sugar.relu_backward(x, x, "bsilu", None, False))
+
+
+def test_rejects_unknown_surrogate_and_lists_valid_names():
+    x = torch.randn(3)
+    with pytest.raises(ValueError) as info:
+        torch.ops.sugar.relu(x, "swishh")
+    msg = str(info.value)
+    assert "unknown surrogate 'swishh'" in msg
+    for name in SURROGATES:
+        assert name in msg
+
+
+@pytest.mark.parametrize("surrogate", ["relu", "selu", "gelu", "gelu_tanh", "silu", "swish", "mish"])
+def test_rejects_alpha_for_surrogates_without_one(surrogate):
+    raises(ValueError, rf"surrogate '{surrogate}' takes no alpha, but alpha=0.5 was given",
+           lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, 0.5))
+
+
+@pytest.mark.parametrize("surrogate,alpha,rule", [
+    ("bsilu", -0.1, ">= 0"), ("bsilu", float("inf"), ">= 0"), ("bsilu", float("nan"), ">= 0"),
+    ("nelu", 0.0, "> 0"), ("nelu", -1.0, "> 0"), ("elu", 0.0, "> 0"),
+    ("leaky_relu", 1.5, r"in \(0, 1\]"), ("leaky_relu", 0.0, r"in \(0, 1\]"),
+])
+def test_rejects_bad_alpha(surrogate, alpha, rule):
+    raises(ValueError, rf"alpha for surrogate '{surrogate}' must be .*{rule}.*but got alpha={alpha}",
+           lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, alpha))
+    raises(ValueError, rf"sugar::relu_backward: alpha for surrogate '{surrogate}'",
+           lambda: torch.ops.sugar.relu_backward(torch.randn(3), torch.randn(3), surrogate, alpha, False))
+
+
+def test_relu_backward_rejects_mismatches():
+    x = torch.randn(3, 4)
+    raises(ValueError, r"grad_output and self must have the same shape, but grad_output has shape "
+                       r"\[4, 3\] and self has shape \[3, 4\]",
+           lambda: torch.ops.sugar.relu_backward(torch.randn(4, 3), x, "bsilu", None, False))
+    raises(TypeError, r"grad_output and self must have the same dtype, but grad_output has "
+                      r"torch.float64 and self has torch.float32",
+           lambda: torch.ops.sugar.relu_backward(x.double(), x, "bsilu", None, False))
+    raises(ValueError, r"grad_output and self must be on the same device, but grad_output is on "
+                       r"meta and self is on cpu",
+           lambda: torch.ops.sugar.relu_backward(x.to("meta"), x, "bsilu", None, False))
+
+
+def test_python_wrapper_type_errors():
+    x = torch.randn(3)
+    raises(TypeError, r"torch_sugar.relu: x must be a torch.Tensor, got list",
+           lambda: torch_sugar.relu([1.0, 2.0]))
+    raises(TypeError, r"surrogate must be a str naming a surrogate, got int",
+           lambda: torch_sugar.relu(x, 3))
+    raises(TypeError, r"alpha must be a float or None, got str", lambda: torch_sugar.relu(x, "elu", "1"))
+    raises(TypeError, r"negative_only must be a bool, got int",
+           lambda: torch_sugar.relu(x, "elu", None, 1))
+
+
+def test_errors_reach_python_before_backward():
+    # A bad surrogate fails at the forward call, not later in backward.
+    x = torch.randn(3, requires_grad=True)
+    raises(ValueError, "unknown surrogate", lambda: torch.ops.sugar.relu(x, "nope"))
