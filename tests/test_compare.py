@@ -250,3 +250,14 @@ def test_surrogates_and_info_commands(capsys):
                  "--activations", "--seeds", "--epochs", "--lr", "--optimizer", "--batch-size",
                  "--device", "--threads", "--out", "plain:gelu", "examples:"):
         assert flag in out
+
+
+def test_run_leaves_torch_settings_as_they_were(tmp_path, capsys):
+    import torch
+    threads = torch.get_num_threads()
+    code, _, err = run_cli(["compare", "--epochs", "1", "--seeds", "1", "--hidden", "8",
+                            "--activations", "relu", "--threads", "1", "--out", str(tmp_path),
+                            "--quiet", "--no-plots"], capsys)
+    assert code == 0, err
+    assert torch.get_num_threads() == threads
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -95,6 +95,11 @@ def test_paired_test_by_hand():
     assert out["p"] == pytest.approx(student_t_two_sided_p(t, 3), abs=1e-9)
     assert paired_test([1.0], [2.0])["p"] is None  # one pair: no test
     assert paired_test([1.0, 2.0], [2.0, 3.0])["p"] is None  # identical differences: no spread
+    # the same difference up to rounding ((0.9445 + 0.00025) - 0.9445 and (0.1 + 0.00025) - 0.1
+    # differ by 2e-17) is no spread either, not p = 0
+    a, b = [0.9445, 0.1], [0.9445 + 0.00025, 0.1 + 0.00025]
+    assert 0 < np.std(np.subtract(b, a), ddof=1) < 1e-15
+    assert paired_test(a, b)["p"] is None
 
 
 def test_parse_activations():

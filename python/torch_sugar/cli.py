@@ -141,8 +141,8 @@ examples:
   torch-sugar compare --csv clicks.csv --target clicked --group user_id --ignore ts \\
       --hidden 256,128 --optimizer adam --lr 1e-3 --seeds 5
   torch-sugar compare --images photos/ --image-size 32 --model cnn --augment
-  torch-sugar compare --cifar ~/data/cifar-10-batches-py --model vgg16 --norm none \\
-      --optimizer sgd --lr 0.01 --epochs 30 --augment --device cuda --limit 10000
+  torch-sugar compare --cifar ~/data/cifar-10-batches-py --model vgg16 --optimizer sgd \\
+      --lr 0.05 --schedule cosine --epochs 30 --batch-size 128 --augment --device cuda
   torch-sugar compare --activations relu,bsilu,nelu-neg,plain:gelu,plain:mish --seeds 0-4
 
 output: a table on stdout, progress bars on stderr, and in --out: results.json (config, every
@@ -183,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--cifar", metavar="DIR",
                      help="CIFAR-10 (cifar-10-batches-py) or CIFAR-100 (cifar-100-python) in the "
                           "python format, or their parent folder; never downloaded")
-    g.add_argument("--target", metavar="COL", help="--csv: the class column")
+    g.add_argument("--target", metavar="COL",
+                   help="--csv: the class column; classes are its distinct values in sorted order "
+                        "(numerically if all are numbers), and with two classes the second (1, "
+                        "true, yes) is the positive one for AUC")
     g.add_argument("--group", metavar="COL",
                    help="--csv: a group column (user id, query id); enables uAUC for two classes")
     g.add_argument("--ignore", metavar="COLS", type=_names, default=[],
@@ -315,7 +318,8 @@ def _check_compare_args(args) -> None:
 def _cmd_surrogates() -> int:
     import torch_sugar
     rows = [(s.name, "-" if s.default_alpha is None else f"{s.default_alpha:g}",
-             s.alpha_range or "-", s.description + (f" (alias of {s.alias_of})" if s.alias_of else ""))
+             s.alpha_range or "-",
+             s.description + (f" (alias of {s.alias_of})" if s.alias_of and "alias" not in s.description else ""))
             for s in torch_sugar.surrogates()]
     header = ("name", "default alpha", "alpha range", "description")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:3])]

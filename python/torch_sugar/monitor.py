@@ -211,5 +211,6 @@ class DeadUnitMonitor:
 
     def __repr__(self) -> str:
         res = self.results()
-        return (f"DeadUnitMonitor({len(self._module_names)} modules hooked, "
+        state = "hooked" if self._handles else "hooks removed"
+        return (f"DeadUnitMonitor({len(self._module_names)} modules, {state}, "
                 f"{res.dead}/{res.units} units dead so far)")

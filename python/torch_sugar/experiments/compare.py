@@ -14,7 +14,7 @@ import torch_sugar
 from . import data as data_mod
 from .activations import parse_activations
 from .errors import UsageError
-from .models import build_model, describe_model
+from .models import build_model, describe_model, resolve_norm
 from .report import (format_tables, plot_results, safe_name, summarize, write_csv, write_json,
                      write_predictions)
 from .train import TrainConfig, train_one
@@ -82,7 +82,20 @@ def _progress_bar(quiet: bool, total: int, desc: str):
 
 
 def run(args) -> int:
-    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C)."""
+    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C).
+
+    Torch's thread count and deterministic-algorithms setting are set for the run and put back
+    afterwards, so calling this from other Python code leaves the process as it was."""
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _run(args) -> int:
     specs = parse_activations(args.activations, args.negative_only)
     labels = [s.label for s in specs]
     baseline = args.baseline
@@ -100,7 +113,8 @@ def run(args) -> int:
     data = load_data(args)
     probe = build_model(cfg.model, data.input_shape, data.n_classes, cfg.hidden, cfg.width,
                         cfg.dropout, cfg.norm, data.kind, cfg.init)
-    model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width, cfg.norm)
+    model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
+    norm = resolve_norm(cfg.model, cfg.norm)
     del probe
 
     out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
@@ -120,7 +134,8 @@ def run(args) -> int:
          f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
          f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
          *(f"  {note}" for note in data.notes),
-         f"  model: {model_text}, norm {cfg.norm}"
+         f"  model: {model_text}, {cfg.init} init, "
+         + ("batch norm" if norm == "batch" else "no norm layers")
          + (f", dropout {cfg.dropout:g}" if cfg.dropout else ""),
          f"  training: {cfg.optimizer} lr {cfg.lr:g}"
          + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")

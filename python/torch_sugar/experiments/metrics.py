@@ -101,7 +101,10 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> Dict[str, Optional[fl
     out: Dict[str, Optional[float]] = {"n": n, "diff_mean": float(d.mean()) if n else None,
                                        "diff_std": float(d.std(ddof=1)) if n > 1 else None,
                                        "t": None, "p": None}
-    if n < 2 or not out["diff_std"]:
+    # differences that agree to rounding error (accuracies on one test set often differ by the
+    # same count) have no spread to test against
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300) if n else 1.0
+    if n < 2 or out["diff_std"] <= 1e-9 * scale:
         return out
     t = out["diff_mean"] / (out["diff_std"] / math.sqrt(n))
     out["t"] = float(t)

@@ -175,8 +175,7 @@ def build_model(name: str, input_shape: Tuple[int, ...], n_classes: int, hidden:
 def _build(name, input_shape, n_classes, hidden, width, dropout, norm, data_kind) -> nn.Module:
     if name not in MODELS:
         raise UsageError(f"--model: unknown model {name!r}; valid: {', '.join(MODELS)}")
-    if norm is None or norm == "auto":
-        norm = "batch" if name in ("vgg16", "resnet18") else "none"
+    norm = resolve_norm(name, norm)
     if name == "mlp":
         in_features = 1
         for d in input_shape:
@@ -189,7 +188,14 @@ def _build(name, input_shape, n_classes, hidden, width, dropout, norm, data_kind
     return cls(tuple(input_shape), n_classes, width, dropout, norm)
 
 
-def describe_model(name: str, model: nn.Module, hidden: Sequence[int], width: float, norm: str) -> str:
+def resolve_norm(name: str, norm: Optional[str]) -> str:
+    """``auto`` means batch norm for vgg16/resnet18 and none for mlp/cnn."""
+    if norm is None or norm == "auto":
+        return "batch" if name in ("vgg16", "resnet18") else "none"
+    return norm
+
+
+def describe_model(name: str, model: nn.Module, hidden: Sequence[int], width: float) -> str:
     params = sum(p.numel() for p in model.parameters())
     if name == "mlp":
         shape = "-".join(str(h) for h in hidden) or "linear"
