@@ -54,12 +54,14 @@ _C = _load()
 
 from ._ops import build_info, relu, relu_backward, surrogates  # noqa: E402
 from .modules import SugarReLU, convert, revert  # noqa: E402
+from .monitor import DeadUnitMonitor  # noqa: E402
 
 __all__ = [
     "__version__",
     "build_info",
     "cmake_prefix_path",
     "convert",
+    "DeadUnitMonitor",
     "library_path",
     "relu",
     "relu_backward",

@@ -1,0 +1,363 @@
+"""The ``torch-sugar`` command (also ``python -m torch_sugar``).
+
+    torch-sugar compare [flags]   ReLU vs SUGAR on a data set (the main job)
+    torch-sugar surrogates        the surrogate table
+    torch-sugar info              how this copy was built
+
+Bad input is one line on stderr and exit code 2; Ctrl-C during compare keeps the finished runs
+and exits with 130. The machinery lives in :mod:`torch_sugar.experiments`.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from typing import List, Optional, Sequence
+
+PROG = "torch-sugar"
+DEFAULT_ACTIVATIONS = "relu,bsilu,nelu"
+DEFAULT_HIDDEN = "16,16,16,16,16,16,16,16"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) and exits with 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------- flag value types
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _float_in(lo: float, hi: float, lo_open: bool, hi_open: bool, what: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and \
+            (value < hi if hi_open else value <= hi)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_float = _float_in(0.0, math.inf, True, True, "a positive number")
+_nonneg_float = _float_in(0.0, math.inf, False, True, "a number >= 0")
+_fraction = _float_in(0.0, 1.0, True, True, "a fraction strictly between 0 and 1")
+_dropout = _float_in(0.0, 1.0, False, True, "a probability in [0, 1)")
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 256,128, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 256,128, got {text!r}")
+    return values
+
+
+def _seeds(text: str) -> List[int]:
+    """'3' -> 0,1,2; '0,4,7' -> those; '5-9' -> 5..9 inclusive."""
+    bad = argparse.ArgumentTypeError(
+        f"expected a count (3 = seeds 0,1,2), a list (0,4,7) or a range (5-9), got {text!r}")
+    text = text.strip()
+    try:
+        if "," in text:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        elif "-" in text[1:]:
+            lo, hi = (int(v) for v in text.split("-", 1))
+            if hi < lo:
+                raise bad
+            values = list(range(lo, hi + 1))
+        else:
+            count = int(text)
+            if count < 1:
+                raise bad
+            values = list(range(count))
+    except ValueError:
+        raise bad from None
+    if not values or any(v < 0 for v in values):
+        raise bad
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"seed listed twice in {text!r}")
+    return values
+
+
+def _names(text: str) -> List[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+# ----------------------------------------------------------------------------------- parser
+COMPARE_DESCRIPTION = """\
+Train the same model with ReLU and with SUGAR (ReLU forward, a smooth surrogate's derivative in
+backward) on one data set, over several seeds, and compare them on held-out data: loss,
+accuracy, AUC (two classes), uAUC (two classes and --group: mean AUC within each group that has
+both classes), the fraction of dead units per layer (units whose output is never > 0 on the
+held-out rows) at the start and the end, and time per epoch.
+
+For each seed, every activation starts from the same initial weights and sees the same batches,
+so the differences to the baseline are paired; the table shows mean ± std over seeds and a
+paired t-test. Without flags it runs the README demo: a deep, narrow MLP (8 hidden layers of 16
+units) on scikit-learn's digits, trained with Adam at lr 0.01 (ten times Adam's usual 1e-3), a
+regime where plain ReLU loses units; 5 seeds x 3 activations, about a minute on one CPU core.
+"""
+
+COMPARE_EPILOG = """\
+activation names (--activations, comma-separated):
+  relu                    nn.ReLU, the control (the baseline when listed)
+  bsilu, nelu, elu, ...   SUGAR with that surrogate (torch_sugar.convert); see `torch-sugar surrogates`
+  NAME:ALPHA              set the surrogate's alpha, e.g. nelu:0.05
+  NAME-neg                negative_only: the surrogate only where x <= 0, e.g. bsilu-neg
+  plain:NAME[:ALPHA]      the smooth function itself, forward and backward, e.g. plain:gelu
+
+examples:
+  torch-sugar compare                                   # the demo (digits, deep narrow MLP)
+  torch-sugar compare --dataset breast_cancer --hidden 64,64 --lr 0.01 --optimizer adam
+  torch-sugar compare --dataset synthetic-ctr --hidden 256,128,64 --optimizer adam --lr 1e-3 \\
+      --epochs 5 --activations relu,bsilu,nelu:0.05     # click data: loss, AUC, uAUC
+  torch-sugar compare --csv clicks.csv --target clicked --group user_id --ignore ts \\
+      --hidden 256,128 --optimizer adam --lr 1e-3 --seeds 5
+  torch-sugar compare --images photos/ --image-size 32 --model cnn --augment
+  torch-sugar compare --cifar ~/data/cifar-10-batches-py --model vgg16 --optimizer sgd \\
+      --lr 0.05 --schedule cosine --epochs 30 --batch-size 128 --augment --device cuda
+  torch-sugar compare --activations relu,bsilu,nelu-neg,plain:gelu,plain:mish --seeds 0-4
+
+output: a table on stdout, progress bars on stderr, and in --out: results.json (config, every
+run with its metrics and per-epoch history, the summary), results.csv (one row per run),
+learning_curves.png, dead_units.png and, with --save-predictions, predictions/*.csv.
+Results are written after each run; Ctrl-C keeps the finished runs (exit code 130).
+Bad input: one line on stderr, exit code 2.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="torch-sugar: SUGAR (surrogate-gradient ReLU) as a native PyTorch operator, "
+                    "and a tool to compare it with ReLU on your data.",
+        epilog="examples:\n  torch-sugar compare            # ReLU vs SUGAR on digits (the demo)\n"
+               "  torch-sugar compare --help     # every flag of the experiment\n"
+               "  torch-sugar surrogates         # the surrogate functions and their alphas\n"
+               "  torch-sugar info               # build information",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cmp_ = sub.add_parser("compare", help="compare ReLU and SUGAR on a data set (the main job)",
+                          description=COMPARE_DESCRIPTION, epilog=COMPARE_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = cmp_.add_argument_group("data (one source; the default is --dataset digits)")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=["digits", "breast_cancer", "wine", "synthetic-ctr"],
+                     help="built-in data: scikit-learn's bundled digits (8x8 images, 10 classes), "
+                          "breast_cancer (30 features, 2 classes) or wine (13 features, 3 classes); "
+                          "synthetic-ctr: generated click data with user ids (AUC and uAUC)")
+    src.add_argument("--csv", metavar="PATH",
+                     help="your CSV file with a header row; needs --target. Numeric columns are "
+                          "features; text columns are one-hot encoded (up to --max-categories "
+                          "values); missing values are an error")
+    src.add_argument("--images", metavar="DIR",
+                     help="a folder with one sub-folder of images per class (read with Pillow)")
+    src.add_argument("--cifar", metavar="DIR",
+                     help="CIFAR-10 (cifar-10-batches-py) or CIFAR-100 (cifar-100-python) in the "
+                          "python format, or their parent folder; never downloaded")
+    g.add_argument("--target", metavar="COL",
+                   help="--csv: the class column; classes are its distinct values in sorted order "
+                        "(numerically if all are numbers), and with two classes the second (1, "
+                        "true, yes) is the positive one for AUC")
+    g.add_argument("--group", metavar="COL",
+                   help="--csv: a group column (user id, query id); enables uAUC for two classes")
+    g.add_argument("--ignore", metavar="COLS", type=_names, default=[],
+                   help="--csv: comma-separated columns to leave out (ids, timestamps)")
+    g.add_argument("--max-categories", metavar="N", type=_positive_int, default=20,
+                   help="--csv: most distinct values a text column may have to be one-hot "
+                        "encoded (default %(default)s); more is an error")
+    g.add_argument("--max-classes", metavar="N", type=_positive_int, default=100,
+                   help="--csv: most distinct target values accepted (default %(default)s)")
+    g.add_argument("--image-size", metavar="N", type=_positive_int, default=32,
+                   help="--images: resize every image to N x N pixels (default %(default)s)")
+    g.add_argument("--grayscale", action="store_true", help="--images: read images as one channel")
+    g.add_argument("--cifar-labels", choices=["fine", "coarse"], default="fine",
+                   help="--cifar with CIFAR-100: 100 fine or 20 coarse classes (default %(default)s)")
+    g.add_argument("--ctr-rows", metavar="N", type=_positive_int, default=20000,
+                   help="synthetic-ctr: impressions to generate (default %(default)s)")
+    g.add_argument("--ctr-users", metavar="N", type=_positive_int, default=400,
+                   help="synthetic-ctr: users (default %(default)s)")
+    g.add_argument("--data-seed", metavar="N", type=_nonneg_int, default=0,
+                   help="seed of the train/validation/test split (and of synthetic-ctr); the same "
+                        "split is used for every run (default %(default)s)")
+    g.add_argument("--val-fraction", metavar="F", type=_fraction, default=0.15,
+                   help="share of rows for validation (per-epoch curves) (default %(default)s)")
+    g.add_argument("--test-fraction", metavar="F", type=_fraction, default=0.2,
+                   help="share of rows held out for the final metrics (default %(default)s; CIFAR "
+                        "uses its own test set)")
+    g.add_argument("--limit", metavar="N", type=_positive_int,
+                   help="use a stratified random subset of N rows (CIFAR: N training images and "
+                        "N/5 test images), for quick runs")
+    g.add_argument("--augment", action="store_true",
+                   help="image data: random 4-pixel-padded crops and horizontal flips in training")
+
+    g = cmp_.add_argument_group("model")
+    g.add_argument("--model", choices=["mlp", "cnn", "vgg16", "resnet18"], default="mlp",
+                   help="mlp (any data), or for images: a small 3-layer cnn, or CIFAR-style "
+                        "vgg16 / resnet18 (default %(default)s)")
+    g.add_argument("--hidden", metavar="W,W,...", type=_int_list, default=_int_list(DEFAULT_HIDDEN),
+                   help=f"mlp: hidden layer widths (default {DEFAULT_HIDDEN}: deep and narrow)")
+    g.add_argument("--width", metavar="X", type=_positive_float, default=1.0,
+                   help="cnn/vgg16/resnet18: multiply every channel count by X (0.25 for quick "
+                        "CPU runs) (default %(default)s)")
+    g.add_argument("--dropout", metavar="P", type=_dropout, default=0.0,
+                   help="dropout after each hidden activation (mlp) or before the classifier "
+                        "(default %(default)s)")
+    g.add_argument("--norm", choices=["auto", "batch", "none"], default="auto",
+                   help="batch norm before each activation; auto = batch for vgg16/resnet18, "
+                        "none for mlp/cnn (default %(default)s)")
+    g.add_argument("--init", choices=["torch", "kaiming"], default="kaiming",
+                   help="weight initialization: torch = PyTorch's layer defaults; kaiming = He "
+                        "normal weights for ReLU, zero biases (default %(default)s)")
+
+    g = cmp_.add_argument_group("activations")
+    g.add_argument("--activations", metavar="NAMES", default=DEFAULT_ACTIVATIONS,
+                   help="comma-separated activations to compare, see below "
+                        "(default %(default)s)")
+    g.add_argument("--negative-only", action="store_true",
+                   help="every SUGAR activation uses its surrogate only where x <= 0 "
+                        "(same as the -neg suffix)")
+    g.add_argument("--baseline", metavar="NAME",
+                   help="the activation the others are compared with (default relu if listed, "
+                        "else the first)")
+
+    g = cmp_.add_argument_group("training")
+    g.add_argument("--seeds", metavar="S", type=_seeds, default=_seeds("5"),
+                   help="seeds: a count (3 = 0,1,2), a list (0,4,7) or a range (5-9); each seed "
+                        "sets the initial weights, batch order and dropout (default 5)")
+    g.add_argument("--epochs", metavar="N", type=_positive_int, default=30,
+                   help="training epochs per run (default %(default)s)")
+    g.add_argument("--lr", metavar="LR", type=_positive_float, default=0.01,
+                   help="learning rate (default %(default)s: high for Adam on purpose, the demo's "
+                        "regime; 1e-3 is Adam's usual, 0.01-0.1 SGD's)")
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam",
+                   help="optimizer (default %(default)s)")
+    g.add_argument("--momentum", metavar="M", type=_float_in(0.0, 1.0, False, True, "a number in [0, 1)"),
+                   default=0.9, help="sgd momentum (default %(default)s)")
+    g.add_argument("--weight-decay", metavar="WD", type=_nonneg_float,
+                   help="weight decay (default: the optimizer's own: 0, adamw 0.01)")
+    g.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning-rate schedule over the epochs (default %(default)s)")
+    g.add_argument("--batch-size", metavar="N", type=_positive_int, default=64,
+                   help="training batch size (default %(default)s)")
+    g.add_argument("--eval-batch-size", metavar="N", type=_positive_int, default=1024,
+                   help="batch size for evaluation passes (default %(default)s)")
+    g.add_argument("--clip-grad", metavar="NORM", type=_positive_float,
+                   help="clip the gradient norm to NORM (default: no clipping)")
+
+    g = cmp_.add_argument_group("running and output")
+    g.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where to train (default %(default)s); cuda needs a CUDA build of "
+                        "torch-sugar for the SUGAR activations")
+    g.add_argument("--threads", metavar="N", type=_positive_int, default=1,
+                   help="CPU threads for torch (default %(default)s: fixed so that the same seed "
+                        "gives the same numbers, and fastest for small models; raise it for "
+                        "conv nets)")
+    g.add_argument("--out", metavar="DIR",
+                   help="output folder (default results/compare-<data set>); files there are "
+                        "overwritten")
+    g.add_argument("--save-predictions", action="store_true",
+                   help="also write predictions/<activation>-seed<N>.csv: test rows (CSV line "
+                        "numbers for --csv), group, target, prediction, class probabilities")
+    g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress bars and no header; only the table and the file paths")
+
+    sub.add_parser("surrogates", help="list the surrogates, their default alphas and ranges",
+                   description="List every surrogate name the ops accept (torch_sugar.surrogates()).")
+    sub.add_parser("info", help="print how this copy of torch-sugar was built (build_info())",
+                   description="Print torch_sugar.build_info() as JSON, plus the library paths.")
+    return parser
+
+
+def _check_compare_args(args) -> None:
+    from .experiments import UsageError
+    if args.csv is None:
+        for flag, value in (("--target", args.target), ("--group", args.group)):
+            if value is not None:
+                raise UsageError(f"{flag} only applies to --csv")
+        if args.ignore:
+            raise UsageError("--ignore only applies to --csv")
+    elif args.target is None:
+        raise UsageError("--csv needs --target COL (the class column)")
+    if args.dataset is None and args.csv is None and args.images is None and args.cifar is None:
+        args.dataset = "digits"
+    if args.val_fraction + args.test_fraction > 0.8:
+        raise UsageError(f"--val-fraction + --test-fraction must leave at least 20% for training, "
+                         f"got {args.val_fraction:g} + {args.test_fraction:g}")
+
+
+def _cmd_surrogates() -> int:
+    import torch_sugar
+    rows = [(s.name, "-" if s.default_alpha is None else f"{s.default_alpha:g}",
+             s.alpha_range or "-",
+             s.description + (f" (alias of {s.alias_of})" if s.alias_of and "alias" not in s.description else ""))
+            for s in torch_sugar.surrogates()]
+    header = ("name", "default alpha", "alpha range", "description")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:3])]
+    for row in [header] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+    return 0
+
+
+def _cmd_info() -> int:
+    import torch_sugar
+    info = dict(torch_sugar.build_info())
+    info["library_path"] = torch_sugar.library_path
+    info["cmake_prefix_path"] = torch_sugar.cmake_prefix_path
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "surrogates":
+        return _cmd_surrogates()
+    if args.command == "info":
+        return _cmd_info()
+
+    from .experiments import UsageError
+    from .experiments.compare import run
+    args.argv = argv
+    try:
+        _check_compare_args(args)
+        return run(args)
+    except UsageError as exc:
+        print(f"{PROG} compare: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before the first run started: nothing to keep
+        print(f"\n{PROG} compare: interrupted before any run finished", file=sys.stderr)
+        return 130

@@ -1,0 +1,212 @@
+"""``torch-sugar compare``: every activation x every seed on one data set, then the tables,
+results.json/results.csv and plots. :func:`run` takes the parsed command-line namespace."""
+import datetime
+import os
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+import torch_sugar
+
+from . import data as data_mod
+from .activations import parse_activations
+from .errors import UsageError
+from .models import build_model, describe_model, resolve_norm
+from .report import (format_tables, plot_results, safe_name, summarize, write_csv, write_json,
+                     write_predictions)
+from .train import TrainConfig, train_one
+
+
+def _log(quiet: bool, *lines: str) -> None:
+    if not quiet:
+        for line in lines:
+            print(line, flush=True)
+
+
+def load_data(args) -> data_mod.Data:
+    if args.csv is not None:
+        raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.max_categories,
+                                args.max_classes)
+    elif args.images is not None:
+        raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
+    elif args.cifar is not None:
+        raw = data_mod.load_cifar(args.cifar, args.cifar_labels)
+    else:
+        raw = data_mod.load_builtin(args.dataset, args.ctr_rows, args.ctr_users, args.data_seed)
+    return data_mod.prepare(raw, args.val_fraction, args.test_fraction, args.data_seed, args.limit)
+
+
+def set_determinism(device: str, threads: int) -> None:
+    """Same seed, same numbers on the CPU: fixed thread count, deterministic kernels."""
+    torch.set_num_threads(threads)
+    if device == "cuda":
+        # cuBLAS needs this before its first use to pick deterministic reductions
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def check_device(device: str, specs) -> None:
+    if device != "cuda":
+        return
+    if not torch.cuda.is_available():
+        why = "this torch has no CUDA support" if torch.version.cuda is None else "no GPU is visible"
+        raise UsageError(f"--device cuda: CUDA is not available ({why}, torch {torch.__version__}); "
+                         "use --device cpu")
+    if any(s.kind == "sugar" for s in specs) and not torch_sugar.build_info()["kernels"]["CUDA"]:
+        raise UsageError("--device cuda: this torch-sugar build has no CUDA kernels for sugar::relu "
+                         "(built with SUGAR_CUDA=0); rebuild with CUDA or use --device cpu")
+
+
+def train_config(args) -> TrainConfig:
+    return TrainConfig(model=args.model, hidden=tuple(args.hidden), width=args.width,
+                       dropout=args.dropout, norm=args.norm, init=args.init, epochs=args.epochs, lr=args.lr,
+                       optimizer=args.optimizer, momentum=args.momentum,
+                       weight_decay=args.weight_decay, schedule=args.schedule,
+                       batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
+                       clip_grad=args.clip_grad, augment=args.augment, device=args.device)
+
+
+def _progress_bar(quiet: bool, total: int, desc: str):
+    if quiet:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True,
+                file=sys.stderr, mininterval=0.5)
+
+
+def run(args) -> int:
+    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C).
+
+    Torch's thread count and deterministic-algorithms setting are set for the run and put back
+    afterwards, so calling this from other Python code leaves the process as it was."""
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _run(args) -> int:
+    specs = parse_activations(args.activations, args.negative_only)
+    labels = [s.label for s in specs]
+    baseline = args.baseline
+    if baseline is not None:
+        if baseline not in labels:
+            raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
+    else:
+        baseline = "relu" if "relu" in labels else labels[0]
+    if len(labels) == 1:
+        baseline = None
+    check_device(args.device, specs)
+    set_determinism(args.device, args.threads)
+    cfg = train_config(args)
+
+    data = load_data(args)
+    probe = build_model(cfg.model, data.input_shape, data.n_classes, cfg.hidden, cfg.width,
+                        cfg.dropout, cfg.norm, data.kind, cfg.init)
+    model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
+    norm = resolve_norm(cfg.model, cfg.norm)
+    del probe
+
+    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if args.save_predictions:
+            os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
+    json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
+
+    d = data.describe()
+    title = (f"{data.name}: {model_text}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs, "
+             f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}")
+    group_text = f", groups by {data.group_name!r}" if data.group_name else ""
+    _log(args.quiet,
+         f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
+         f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
+         *(f"  {note}" for note in data.notes),
+         f"  model: {model_text}, {cfg.init} init, "
+         + ("batch norm" if norm == "batch" else "no norm layers")
+         + (f", dropout {cfg.dropout:g}" if cfg.dropout else ""),
+         f"  training: {cfg.optimizer} lr {cfg.lr:g}"
+         + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
+         + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
+           f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}",
+         f"  seeds: {', '.join(map(str, args.seeds))}",
+         *(f"  {s.label:<14} {s.describe()}" for s in specs),
+         "")
+
+    payload = {
+        "tool": "torch-sugar compare",
+        "version": torch_sugar.__version__,
+        "torch": torch.__version__,
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(["torch-sugar"] + list(args.argv)) if getattr(args, "argv", None) is not None else None,
+        "config": {**cfg.as_dict(), "activations": labels, "baseline": baseline,
+                   "seeds": list(args.seeds), "threads": args.threads, "data_seed": args.data_seed,
+                   "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
+                   "limit": args.limit},
+        "data": d,
+        "model": model_text,
+        "activations": {s.label: s.describe() for s in specs},
+        "complete": False,
+        "interrupted": False,
+        "runs": [],
+        "summary": None,
+    }
+    runs: List[dict] = payload["runs"]
+    batches = -(-len(data.train) // cfg.batch_size)
+    total = len(args.seeds) * len(specs)
+    started = time.perf_counter()
+
+    def save() -> None:
+        payload["summary"] = summarize(runs, labels, baseline)
+        payload["wall_seconds"] = time.perf_counter() - started
+        write_json(json_path, payload)
+        write_csv(csv_path, runs)
+
+    try:
+        for seed in args.seeds:
+            for spec in specs:
+                bar = _progress_bar(args.quiet, batches * cfg.epochs,
+                                    f"[{len(runs) + 1}/{total}] {spec.label} seed {seed}")
+                try:
+                    record, log_probs = train_one(data, spec, seed, cfg, bar=bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                runs.append(record)
+                if args.save_predictions and log_probs is not None:
+                    write_predictions(
+                        os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
+                        data.test.rows, data.test.groups, data.test.y.numpy(), log_probs,
+                        data.class_names)
+                save()
+    except KeyboardInterrupt:
+        payload["interrupted"] = True
+        save()
+        plots = [] if args.no_plots or not runs else plot_results(out_dir, runs, labels, title)
+        print(f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
+              f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
+        return 130
+
+    payload["complete"] = True
+    save()
+    print(f"{title}, test set of {d['n_test']} rows\n")
+    print(format_tables(payload["summary"], runs, len(args.seeds)))
+    plots = [] if args.no_plots else plot_results(out_dir, runs, labels, title)
+    print(f"\nresults: {json_path}, {csv_path}")
+    if plots:
+        print("plots:   " + ", ".join(plots))
+    elif not args.no_plots:
+        print("plots:   skipped (matplotlib is not installed)")
+    return 0

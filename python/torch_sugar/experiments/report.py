@@ -1,0 +1,275 @@
+"""Summaries over seeds, the terminal tables, and the files of ``--out``: results.json,
+results.csv, predictions/*.csv and the PNG plots (matplotlib's Agg renderer, no display needed).
+"""
+import csv
+import json
+import math
+import os
+import re
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .metrics import paired_test
+
+#: Metrics summarized per activation: name -> (label in tables, higher is better).
+METRICS = {
+    "loss": ("loss", False),
+    "accuracy": ("accuracy", True),
+    "auc": ("AUC", True),
+    "uauc": ("uAUC", True),
+    "dead_fraction_start": ("dead start", False),
+    "dead_fraction_end": ("dead end", False),
+    "epoch_seconds": ("s/epoch", False),
+}
+COMPARED = ("loss", "accuracy", "auc", "uauc", "dead_fraction_end")
+CSV_FIELDS = ["activation", "seed", "status", "loss", "accuracy", "auc", "uauc", "uauc_groups",
+              "dead_fraction_start", "dead_fraction_end", "epochs_run", "epoch_seconds",
+              "train_seconds"]
+
+
+def clean(value):
+    """JSON-safe copy: non-finite floats become None, numpy scalars plain Python."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return clean(value.tolist())
+    return value
+
+
+# ------------------------------------------------------------------------------------ summary
+def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[str]) -> dict:
+    """Mean and sample std over seeds per activation; paired differences to the baseline."""
+    per_activation: Dict[str, dict] = {}
+    for label in labels:
+        mine = [r for r in runs if r["activation"] == label]
+        done = [r for r in mine if r["status"] == "done"]
+        entry = {"runs": len(mine), "done": len(done), "diverged": len(mine) - len(done),
+                 "seeds": [r["seed"] for r in done]}
+        for metric in METRICS:
+            values = [r[metric] for r in done if r.get(metric) is not None]
+            entry[metric] = {
+                "n": len(values),
+                "mean": float(np.mean(values)) if values else None,
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            }
+        per_activation[label] = entry
+    versus: Dict[str, dict] = {}
+    if baseline is not None:
+        base = {r["seed"]: r for r in runs if r["activation"] == baseline and r["status"] == "done"}
+        for label in labels:
+            if label == baseline:
+                continue
+            other = {r["seed"]: r for r in runs if r["activation"] == label and r["status"] == "done"}
+            entry = {}
+            for metric in COMPARED:
+                seeds = sorted(s for s in base.keys() & other.keys()
+                               if base[s].get(metric) is not None and other[s].get(metric) is not None)
+                a = [base[s][metric] for s in seeds]
+                b = [other[s][metric] for s in seeds]
+                test = paired_test(a, b)
+                higher = METRICS[metric][1]
+                test["better"] = sum((y > x) if higher else (y < x) for x, y in zip(a, b))
+                test["seeds"] = seeds
+                entry[metric] = test
+            versus[label] = entry
+    return {"baseline": baseline, "activations": per_activation, "vs_baseline": versus}
+
+
+# ------------------------------------------------------------------------------------ tables
+def _fmt(mean: Optional[float], std: Optional[float], digits: int = 4, pct: bool = False) -> str:
+    if mean is None:
+        return "-"
+    if pct:
+        return f"{100 * mean:.1f}%" + ("" if std is None else f" ± {100 * std:.1f}")
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def _table(header: List[str], rows: List[List[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def shown_metrics(runs: Sequence[dict]) -> List[str]:
+    """loss and accuracy always; AUC/uAUC when some run has them."""
+    names = ["loss", "accuracy"]
+    for metric in ("auc", "uauc"):
+        if any(r.get(metric) is not None for r in runs):
+            names.append(metric)
+    return names
+
+
+def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
+    metrics = shown_metrics(runs)
+    header = ["activation"] + [METRICS[m][0] for m in metrics] + ["dead units start -> end", "s/epoch", "runs"]
+    rows = []
+    for label, entry in summary["activations"].items():
+        cells = [label] + [_fmt(entry[m]["mean"], entry[m]["std"]) for m in metrics]
+        start, end = entry["dead_fraction_start"], entry["dead_fraction_end"]
+        cells.append("-" if end["mean"] is None else
+                     f"{_fmt(start['mean'], None, pct=True)} -> {_fmt(end['mean'], end['std'], pct=True)}")
+        cells.append(_fmt(entry["epoch_seconds"]["mean"], None, digits=3))
+        runs_text = f"{entry['done']}/{seeds_total}"
+        if entry["diverged"]:
+            runs_text += f" ({entry['diverged']} diverged)"
+        cells.append(runs_text)
+        rows.append(cells)
+    out = [_table(header, rows)]
+    if summary["vs_baseline"]:
+        compared = metrics + ["dead_fraction_end"]
+        header = ["activation"] + [("Δ " + METRICS[m][0]) for m in compared]
+        rows = []
+        for label, entry in summary["vs_baseline"].items():
+            cells = [label]
+            for m in compared:
+                t = entry[m]
+                if t["n"] == 0:
+                    cells.append("-")
+                    continue
+                pct = m == "dead_fraction_end"
+                scale, unit, digits = (100, " pp", 1) if pct else (1, "", 4)
+                text = f"{scale * t['diff_mean']:+.{digits}f}"
+                if t["diff_std"] is not None:
+                    text += f" ± {scale * t['diff_std']:.{digits}f}"
+                text += unit
+                if t["p"] is None:
+                    text += " p=n/a"
+                else:
+                    text += " p<0.001" if t["p"] < 0.001 else f" p={t['p']:.3f}"
+                text += f" ({t['better']}/{t['n']} better)"
+                cells.append(text)
+            rows.append(cells)
+        out.append(f"\nDifference to {summary['baseline']}, paired by seed: mean ± std of the per-seed "
+                   "differences, two-sided paired t-test p, seeds where it is better")
+        out.append(_table(header, rows))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------- files
+def safe_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
+def write_json(path: str, payload: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(clean(payload), f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_csv(path: str, runs: Sequence[dict]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for run in runs:
+            writer.writerow({k: ("" if run.get(k) is None else run[k]) for k in CSV_FIELDS})
+    os.replace(tmp, path)
+
+
+def write_predictions(path: str, rows: np.ndarray, groups: Optional[np.ndarray], y: np.ndarray,
+                      log_probs: np.ndarray, class_names: Sequence[str]) -> None:
+    """One row per test example: source row, group, true class, predicted class, probabilities."""
+    probs = np.exp(log_probs)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row"] + (["group"] if groups is not None else []) + ["target", "prediction"]
+                        + [f"p_{c}" for c in class_names])
+        for i in range(len(y)):
+            writer.writerow([int(rows[i])] + ([groups[i]] if groups is not None else [])
+                            + [class_names[int(y[i])], class_names[int(log_probs[i].argmax())]]
+                            + [f"{p:.9g}" for p in probs[i]])
+
+
+# ------------------------------------------------------------------------------------- plots
+def _curves(runs: Sequence[dict], label: str, key: str):
+    """(epochs, mean, min, max) of history[key] over the finished runs of one activation (the
+    training loss starts at epoch 1, everything else at epoch 0, before training)."""
+    first = 1 if key == "train_loss" else 0
+    series = [[h[key] for h in r["history"][first:]] for r in runs
+              if r["activation"] == label and r["status"] == "done"]
+    series = [s for s in series if s and all(v is not None for v in s)]
+    if not series:
+        return None
+    length = min(len(s) for s in series)
+    arr = np.array([s[:length] for s in series], dtype=float)
+    return np.arange(first, first + length), arr.mean(0), arr.min(0), arr.max(0)
+
+
+def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], title: str) -> List[str]:
+    """learning_curves.png and dead_units.png; returns the paths written ([] without matplotlib)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return []
+    paths = []
+    binary = any(r.get("auc") is not None for r in runs)
+    panels = [("train_loss", "training loss"), ("val_loss", "validation loss"),
+              ("val_auc" if binary else "val_accuracy", "validation AUC" if binary else "validation accuracy"),
+              ("dead_fraction", "dead units (validation set)")]
+    fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for ax, (key, name) in zip(axes, panels):
+        for label in labels:
+            curve = _curves(runs, label, key)
+            if curve is None:
+                continue
+            x, mean, lo, hi = curve
+            ax.plot(x, mean, color=colors[label], label=label)
+            ax.fill_between(x, lo, hi, color=colors[label], alpha=0.15, linewidth=0)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if axes[0].get_legend_handles_labels()[1]:
+        axes[0].legend(fontsize="small")
+    fig.suptitle(f"{title}\nmean over seeds, band = min..max")
+    path = os.path.join(out_dir, "learning_curves.png")
+    fig.savefig(path, dpi=110)
+    paths.append(path)
+
+    # dead-unit fraction per layer over epochs, one panel per activation
+    fig = Figure(figsize=(4.2 * len(labels), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(labels), sharey=True))
+    for ax, label in zip(axes, labels):
+        done = [r for r in runs if r["activation"] == label and r["status"] == "done"]
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if not done:
+            ax.text(0.5, 0.5, "no finished run", ha="center", transform=ax.transAxes)
+            continue
+        layers = list(done[0]["history"][0]["dead_layers"])
+        cmap = _colormap()
+        for i, layer in enumerate(layers):
+            length = min(len(r["history"]) for r in done)
+            arr = np.array([[h["dead_layers"].get(layer, np.nan) for h in r["history"][:length]]
+                            for r in done], dtype=float)
+            ax.plot(np.arange(length), np.nanmean(arr, 0), color=cmap(i / max(len(layers) - 1, 1)),
+                    label=layer, linewidth=1.2)
+        curve = _curves(runs, label, "dead_fraction")
+        if curve is not None:
+            ax.plot(curve[0], curve[1], color="black", linestyle="--", linewidth=2, label="all layers")
+    axes[0].set_ylabel("dead fraction of the layer's units")
+    handles, names = axes[0].get_legend_handles_labels()
+    if len(names) <= 20:
+        axes[-1].legend(handles, names, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(f"{title}\ndead units per layer (never > 0 on the validation set), mean over seeds; "
+                 "light = first layer, dark = last")
+    path = os.path.join(out_dir, "dead_units.png")
+    fig.savefig(path, dpi=110)
+    paths.append(path)
+    return paths
+
+
+def _colormap():
+    from matplotlib import colormaps
+    return colormaps["viridis_r"]

@@ -1,0 +1,217 @@
+"""One training run: one activation, one seed, on prepared :class:`~.data.Data`.
+
+Pairing: for a given seed every activation starts from the same initial weights (the model is
+built with ``nn.ReLU`` after ``torch.manual_seed(seed)`` and only then converted) and sees the
+same mini-batches in the same order (a generator of its own, seeded with the seed), so the
+differences between activations over seeds are paired samples.
+"""
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import torch_sugar
+
+from ..monitor import DeadUnitMonitor
+from .activations import ActivationSpec, SmoothActivation
+from .data import Data, Split
+from .metrics import classification_metrics
+from .models import build_model
+
+MONITORED_TYPES = (nn.ReLU, torch_sugar.SugarReLU, SmoothActivation)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mlp"
+    hidden: Tuple[int, ...] = (16,) * 8
+    width: float = 1.0
+    dropout: float = 0.0
+    norm: str = "auto"
+    init: str = "kaiming"
+    epochs: int = 30
+    lr: float = 0.01
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: Optional[float] = None
+    schedule: str = "constant"
+    batch_size: int = 64
+    eval_batch_size: int = 1024
+    clip_grad: Optional[float] = None
+    augment: bool = False
+    device: str = "cpu"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    kwargs = {} if cfg.weight_decay is None else {"weight_decay": cfg.weight_decay}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, **kwargs)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, **kwargs)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, **kwargs)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with ``pad`` pixels of zero padding and random horizontal flip (CIFAR style)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):  # per-sample crops; cheap next to the model at these sizes
+        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop.flip(-1) if flip[i] else crop
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, monitor: Optional[DeadUnitMonitor] = None
+             ) -> Tuple[Dict[str, Optional[float]], np.ndarray, Optional[dict]]:
+    """Metrics on one split; with ``monitor``, also the dead units over the whole split.
+
+    Returns (metrics, log-probabilities, dead-unit results as a dict or None)."""
+    model.eval()
+    if monitor is not None:
+        monitor.reset()
+        monitor.enabled = True
+    outs = []
+    try:
+        for start in range(0, len(split), cfg.eval_batch_size):
+            xb = split.x[start:start + cfg.eval_batch_size].to(cfg.device)
+            outs.append(F.log_softmax(model(xb).float(), dim=1).cpu())
+    finally:
+        if monitor is not None:
+            monitor.enabled = False
+    log_probs = torch.cat(outs).double().numpy()
+    metrics = classification_metrics(split.y.numpy(), log_probs, split.groups)
+    dead = monitor.results().as_dict() if monitor is not None else None
+    return metrics, log_probs, dead
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
+              progress: Optional[Callable[[int, dict], None]] = None,
+              bar=None) -> Tuple[dict, Optional[np.ndarray]]:
+    """Trains one model; returns (the run's record for results.json, test log-probabilities).
+
+    ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) advanced once per batch.
+    """
+    seed_everything(seed)
+    model = build_model(cfg.model, data.input_shape, data.n_classes, cfg.hidden, cfg.width,
+                        cfg.dropout, cfg.norm, data.kind, cfg.init)
+    model = spec.apply(model).to(cfg.device)
+    monitor = DeadUnitMonitor(model, MONITORED_TYPES, enabled=False)
+    optimizer = make_optimizer(cfg, model.parameters())
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+                 if cfg.schedule == "cosine" else None)
+    order_gen = torch.Generator().manual_seed(seed)
+    augment_gen = torch.Generator().manual_seed(seed + 1_000_003)
+    n = len(data.train)
+    batches = math.ceil(n / cfg.batch_size)
+    uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+    record: dict = {"activation": spec.label, "seed": seed, "status": "done"}
+    metric_key = "auc" if data.n_classes == 2 else "accuracy"
+    history: List[dict] = []
+
+    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float]) -> dict:
+        val, _, dead = evaluate(model, data.val, cfg, monitor)
+        entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": seconds,
+                 "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_auc": val["auc"],
+                 "dead_fraction": dead["fraction"],
+                 "dead_layers": {k: v["fraction"] for k, v in dead["layers"].items()}}
+        history.append(entry)
+        if progress is not None:
+            progress(epoch, entry)
+        if bar is not None:
+            shown = val[metric_key]
+            bar.set_postfix_str(
+                ("" if train_loss is None else f"train loss {train_loss:.3f} ")
+                + ("" if shown is None else f"val {metric_key} {shown:.3f} ")
+                + f"dead {dead['fraction']:.0%}", refresh=False)
+        return entry
+
+    _, _, dead_start = evaluate(model, data.test, cfg, monitor)
+    log_epoch(0, None, None)
+    epoch_seconds: List[float] = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=order_gen)
+        total, count = 0.0, 0
+        start = time.perf_counter()
+        diverged = False
+        for b in range(batches):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            if uses_bn and len(idx) < 2:  # batch norm cannot train on one row
+                if bar is not None:
+                    bar.update(1)
+                continue
+            xb = data.train.x[idx]
+            if cfg.augment and data.kind == "image":
+                xb = augment_batch(xb, augment_gen)
+            xb, yb = xb.to(cfg.device), data.train.y[idx].to(cfg.device)
+            loss = F.cross_entropy(model(xb), yb)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            optimizer.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+            if bar is not None:
+                bar.update(1)
+        seconds = time.perf_counter() - start
+        if diverged:
+            record.update(status="diverged", diverged_epoch=epoch)
+            if bar is not None:
+                bar.set_postfix_str(f"diverged (loss not finite) in epoch {epoch}", refresh=False)
+            break
+        if scheduler is not None:
+            scheduler.step()
+        epoch_seconds.append(seconds)
+        log_epoch(epoch, total / max(count, 1), seconds)
+
+    test, log_probs, dead_end = evaluate(model, data.test, cfg, monitor)
+    monitor.remove()
+    if record["status"] != "done" or not _finite(test["loss"]):
+        record["status"] = "diverged"
+        test = {k: None for k in test}
+        dead_end, log_probs = None, None
+    record.update({
+        "loss": test["loss"], "accuracy": test["accuracy"], "auc": test["auc"], "uauc": test["uauc"],
+        "uauc_groups": test.get("uauc_groups"),
+        "dead_fraction_start": dead_start["fraction"],
+        "dead_fraction_end": None if dead_end is None else dead_end["fraction"],
+        "dead_start": dead_start, "dead_end": dead_end,
+        "epochs_run": len(epoch_seconds),
+        "epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+        "train_seconds": float(np.sum(epoch_seconds)),
+        "history": history,
+    })
+    return record, log_probs
