@@ -58,7 +58,7 @@ CTEST ?= ctest
 # e.g. make test-cpp CTEST_ARGS="-E consumer" skips the two consumer builds
 CTEST_ARGS ?=
 CMAKE_BUILD := build-cmake
-CMAKE_GENERATOR := $(if $(shell command -v ninja),Ninja,Unix Makefiles)
+SUGAR_CMAKE_GENERATOR := $(if $(shell command -v ninja),Ninja,Unix Makefiles)
 
 .PHONY: test-cpp cpp-deps
 
@@ -78,7 +78,7 @@ cpp-deps:
 	  || { echo "apt-get install$$missing failed; install them (Catch2 v2 or v3, CMake >= 3.18) yourself" >&2; exit 1; }
 
 $(CMAKE_BUILD)/CMakeCache.txt: | $(EDITABLE_STAMP) cpp-deps
-	$(CMAKE) -S . -B $(CMAKE_BUILD) -G "$(CMAKE_GENERATOR)" -DSUGAR_CUDA=OFF \
+	$(CMAKE) -S . -B $(CMAKE_BUILD) -G "$(SUGAR_CMAKE_GENERATOR)" -DSUGAR_CUDA=OFF \
 	  -DCMAKE_PREFIX_PATH="$$($(VPY) -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
 	  -DSUGAR_PYTHON="$(abspath $(VPY))"
 
