@@ -45,3 +45,43 @@ demo: build
 
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info
+	rm -rf $(CMAKE_BUILD) python/torch_sugar/include
+
+# ---- C++ (issue 4) ---------------------------------------------------------------------------
+# test-cpp: the standalone CMake build of the op library (CMakeLists.txt) in build-cmake/, then
+# ctest: the Catch2 tests, the C++ examples, and tests/consumer (a separate CMake project) built
+# against `cmake --install` of that build and against the pip package. Needs Catch2 (installed
+# here with apt-get when missing). Incremental, except for the consumer project, which is built
+# from scratch in a temporary directory each time, as a user would.
+CMAKE ?= cmake
+CTEST ?= ctest
+# e.g. make test-cpp CTEST_ARGS="-E consumer" skips the two consumer builds
+CTEST_ARGS ?=
+CMAKE_BUILD := build-cmake
+SUGAR_CMAKE_GENERATOR := $(if $(shell command -v ninja),Ninja,Unix Makefiles)
+
+.PHONY: test-cpp cpp-deps
+
+test: test-cpp
+
+cpp-deps:
+	@missing=; command -v $(CMAKE) >/dev/null || missing=cmake; \
+	if [ ! -f /usr/lib/cmake/Catch2/Catch2Config.cmake ] && [ ! -f /usr/local/lib/cmake/Catch2/Catch2Config.cmake ] \
+	    && [ ! -f /usr/lib/x86_64-linux-gnu/cmake/Catch2/Catch2Config.cmake ]; then missing="$$missing catch2"; fi; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "test-cpp needs the Debian packages:$$missing (Catch2 v2 or v3, CMake >= 3.18); install them as root" \
+	       "(apt-get install$$missing) and run make again." >&2; exit 1; fi; \
+	echo "Installing$$missing (apt-get install)"; \
+	$$SUDO apt-get install -y -q $$missing >/dev/null 2>&1 \
+	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$missing >/dev/null; } \
+	  || { echo "apt-get install$$missing failed; install them (Catch2 v2 or v3, CMake >= 3.18) yourself" >&2; exit 1; }
+
+$(CMAKE_BUILD)/CMakeCache.txt: | $(EDITABLE_STAMP) cpp-deps
+	$(CMAKE) -S . -B $(CMAKE_BUILD) -G "$(SUGAR_CMAKE_GENERATOR)" -DSUGAR_CUDA=OFF \
+	  -DCMAKE_PREFIX_PATH="$$($(VPY) -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
+	  -DSUGAR_PYTHON="$(abspath $(VPY))"
+
+test-cpp: build cpp-deps $(CMAKE_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(CMAKE_BUILD) --parallel
+	$(CTEST) --test-dir $(CMAKE_BUILD) --output-on-failure --parallel 2 $(CTEST_ARGS)

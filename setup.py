@@ -60,7 +60,8 @@ if WITH_CUDA:
 include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")]
 op_sources = sorted(
     glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp")
-    + glob.glob("csrc/ops/meta/*.cpp") + glob.glob("csrc/ops/autograd/*.cpp"))
+    + glob.glob("csrc/ops/meta/*.cpp") + glob.glob("csrc/ops/autograd/*.cpp")
+    + glob.glob("csrc/api/*.cpp"))
 if WITH_CUDA:
     op_sources += sorted(glob.glob("csrc/ops/cuda/*.cu"))
 
@@ -83,8 +84,48 @@ c_ext = CppExtension(
 )
 
 
+def write_cmake_package(package_dir):
+    """The C++ side of the Python package, for `find_package(TorchSugar)` with
+    torch_sugar.cmake_prefix_path: include/torch_sugar/*.h and lib/cmake/TorchSugar/ next to
+    lib/libtorch_sugar.so, the same layout as `cmake --install`. The config files come from the
+    templates in cmake/ that CMakeLists.txt also uses. Files are rewritten only when they change."""
+    values = {
+        "TORCH_SUGAR_VERSION": VERSION,
+        "TORCH_SUGAR_TORCH_VERSION": torch.__version__.split("+")[0],
+        "TORCH_SUGAR_WITH_CUDA": "ON" if WITH_CUDA else "OFF",
+    }
+    files = {}
+    for name in ("TorchSugarConfig.cmake", "TorchSugarConfigVersion.cmake"):
+        text = open(os.path.join(ROOT, "cmake", name + ".in")).read()
+        # configure_file(@ONLY): @NAME@ -> value; an unknown name is an error here.
+        files[os.path.join("lib", "cmake", "TorchSugar", name)] = re.sub(
+            r"@(\w+)@", lambda m: values[m.group(1)], text)
+    files[os.path.join("lib", "cmake", "TorchSugar", "TorchSugarLinkWhole.cmake")] = open(
+        os.path.join(ROOT, "cmake", "TorchSugarLinkWhole.cmake")).read()
+    for header in sorted(glob.glob(os.path.join(ROOT, "csrc", "include", "torch_sugar", "*.h"))):
+        files[os.path.join("include", "torch_sugar", os.path.basename(header))] = open(header).read()
+    for rel, text in files.items():
+        path = os.path.join(package_dir, rel)
+        if os.path.exists(path) and open(path).read() == text:
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+
 class BuildSugar(BuildExtension):
     """Names the op library `lib/libtorch_sugar.so` (a plain shared library, not a module)."""
+
+    def run(self):
+        super().run()
+        # The headers and the CMake package config beside the op library (write_cmake_package).
+        # Where the op library went (build/lib... for a wheel, python/ for --inplace), and the
+        # source package too for editable installs, whose library is copied there.
+        package_dirs = {os.path.dirname(os.path.dirname(self.get_ext_fullpath(OPS_LIB)))}
+        if self.inplace or getattr(self, "editable_mode", False):
+            package_dirs.add(os.path.join(ROOT, "python", "torch_sugar"))
+        for package_dir in package_dirs:
+            write_cmake_package(package_dir)
 
     def get_ext_filename(self, ext_name):
         # setuptools asks both by full name and by its last component.

@@ -4,7 +4,7 @@
 
 #include "surrogate_math.h"
 
-#include <torch_sugar/sugar.h>
+#include <torch_sugar/ops.h>
 
 #include <c10/util/string_view.h>
 

@@ -1,7 +1,7 @@
 // torch_sugar._C: build information and the surrogate table for the Python package. The ops
 // themselves live in the Python-free library libtorch_sugar.so, loaded with
 // torch.ops.load_library; nothing here is on a hot path.
-#include <torch_sugar/sugar.h>
+#include <torch_sugar/ops.h>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
