@@ -107,7 +107,7 @@ CATCH_TEST_CASE("SugarReLU validates its options when it is built", "[nn]") {
   CATCH_CHECK(contains(error_of([] { SugarReLU(SugarReLUOptions("sigmoid")); }),
                  "sugar::nn::SugarReLU: unknown surrogate 'sigmoid'; valid names are: relu, bsilu"));
   CATCH_CHECK(contains(error_of([] { SugarReLU(SugarReLUOptions("silu").alpha(1.0)); }),
-                 "sugar::nn::SugarReLU: surrogate 'silu' takes no alpha, but alpha=1 was given"));
+                 "sugar::nn::SugarReLU: surrogate 'silu' takes no alpha, but alpha=1.0 was given"));
   CATCH_CHECK(contains(error_of([] { SugarReLU(SugarReLUOptions("leaky_relu").alpha(0.0)); }),
                  "sugar::nn::SugarReLU: alpha for surrogate 'leaky_relu' must be a number in (0, 1], "
                  "but got alpha=0"));
