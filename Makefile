@@ -10,7 +10,7 @@ EDITABLE_STAMP := $(VENV)/.editable-stamp
 OPS_LIB := python/torch_sugar/lib/libtorch_sugar.so
 CSRC := $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \))
 
-.PHONY: all build test test-python demo clean
+.PHONY: all build test test-python demo clean build-cuda
 
 all: build
 
@@ -45,3 +45,27 @@ demo: build
 
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info
+	rm -rf build-cuda
+
+# ---- CUDA build (README, "Building with CUDA") ----
+# `make build-cuda` builds the CUDA variant against the CUDA 13 build of torch in its own
+# .venv-cuda, into build-cuda/ (setup.py build, not --inplace, so the CPU build in .venv and
+# python/torch_sugar/lib is left alone), then checks without a GPU that every op registered CUDA
+# kernels. ninja keeps the compile incremental. TORCH_CUDA_ARCH_LIST overrides the architectures.
+VENV_CUDA := .venv-cuda
+VPY_CUDA := $(VENV_CUDA)/bin/python
+CUDA_DEPS_STAMP := $(VENV_CUDA)/.deps-stamp
+CUDA_BUILD := build-cuda
+
+$(VPY_CUDA):
+	$(PYTHON) -m venv $(VENV_CUDA)
+
+$(CUDA_DEPS_STAMP): requirements-cuda.txt | $(VPY_CUDA)
+	$(VPY_CUDA) -m pip install -q --upgrade pip
+	$(VPY_CUDA) -m pip install -q -r requirements-cuda.txt
+	touch $@
+
+build-cuda: $(CUDA_DEPS_STAMP)
+	SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
+		--build-lib $(CUDA_BUILD)/lib --build-temp $(CUDA_BUILD)/temp
+	$(VPY_CUDA) scripts/check_cuda_build.py $(CUDA_BUILD)/lib
