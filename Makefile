@@ -65,7 +65,8 @@ $(CUDA_DEPS_STAMP): requirements-cuda.txt | $(VPY_CUDA)
 	$(VPY_CUDA) -m pip install -q -r requirements-cuda.txt
 	touch $@
 
+# .venv-cuda/bin first on PATH: torch's build runs `ninja` (pip's, there) by name.
 build-cuda: $(CUDA_DEPS_STAMP)
-	SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
+	PATH="$(CURDIR)/$(VENV_CUDA)/bin:$$PATH" SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
 		--build-lib $(CUDA_BUILD)/lib --build-temp $(CUDA_BUILD)/temp
 	$(VPY_CUDA) scripts/check_cuda_build.py $(CUDA_BUILD)/lib
