@@ -10,7 +10,7 @@ EDITABLE_STAMP := $(VENV)/.editable-stamp
 OPS_LIB := python/torch_sugar/lib/libtorch_sugar.so
 CSRC := $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \))
 
-.PHONY: all build test test-python demo clean
+.PHONY: all build test test-python demo clean build-cuda
 
 all: build
 
@@ -46,6 +46,7 @@ demo: build
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info
 	rm -rf $(CMAKE_BUILD) python/torch_sugar/include
+	rm -rf build-cuda
 
 # ---- C++ (issue 4) ---------------------------------------------------------------------------
 # test-cpp: the standalone CMake build of the op library (CMakeLists.txt) in build-cmake/, then
@@ -85,3 +86,28 @@ $(CMAKE_BUILD)/CMakeCache.txt: | $(EDITABLE_STAMP) cpp-deps
 test-cpp: build cpp-deps $(CMAKE_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(CMAKE_BUILD) --parallel
 	$(CTEST) --test-dir $(CMAKE_BUILD) --output-on-failure --parallel 2 $(CTEST_ARGS)
+
+
+# ---- CUDA build (README, "Building with CUDA") ----
+# `make build-cuda` builds the CUDA variant against the CUDA 13 build of torch in its own
+# .venv-cuda, into build-cuda/ (setup.py build, not --inplace, so the CPU build in .venv and
+# python/torch_sugar/lib is left alone), then checks without a GPU that every op registered CUDA
+# kernels. ninja keeps the compile incremental. TORCH_CUDA_ARCH_LIST overrides the architectures.
+VENV_CUDA := .venv-cuda
+VPY_CUDA := $(VENV_CUDA)/bin/python
+CUDA_DEPS_STAMP := $(VENV_CUDA)/.deps-stamp
+CUDA_BUILD := build-cuda
+
+$(VPY_CUDA):
+	$(PYTHON) -m venv $(VENV_CUDA)
+
+$(CUDA_DEPS_STAMP): requirements-cuda.txt | $(VPY_CUDA)
+	$(VPY_CUDA) -m pip install -q --upgrade pip
+	$(VPY_CUDA) -m pip install -q -r requirements-cuda.txt
+	touch $@
+
+# .venv-cuda/bin first on PATH: torch's build runs `ninja` (pip's, there) by name.
+build-cuda: $(CUDA_DEPS_STAMP)
+	PATH="$(CURDIR)/$(VENV_CUDA)/bin:$$PATH" SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
+		--build-lib $(CUDA_BUILD)/lib --build-temp $(CUDA_BUILD)/temp
+	$(VPY_CUDA) scripts/check_cuda_build.py $(CUDA_BUILD)/lib

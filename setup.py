@@ -15,7 +15,38 @@ import shutil
 from setuptools import find_packages, setup
 
 import torch
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+
+def _toolkit_ok(home):
+    return bool(home) and os.path.exists(os.path.join(home, "bin", "nvcc")) and os.path.exists(
+        os.path.join(home, "include", "cuda_runtime.h"))
+
+
+def _locate_cuda_home():
+    """Sets CUDA_HOME to a complete toolkit when the user set neither CUDA_HOME nor CUDA_PATH.
+
+    torch takes the toolkit to be the folder above the first `nvcc` on PATH; when that `nvcc` is a
+    wrapper script (e.g. /usr/local/bin/nvcc that execs /usr/local/cuda-13.0/bin/nvcc) the
+    headers are not there. This must run before torch.utils.cpp_extension is imported, which reads
+    CUDA_HOME once.
+    """
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates.append("/usr/local/cuda")
+    for home in candidates:
+        if _toolkit_ok(home):
+            os.environ["CUDA_HOME"] = home
+            return
+
+
+if os.environ.get("SUGAR_CUDA", "").strip() != "0":
+    _locate_cuda_home()
+
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 OPS_LIB = "torch_sugar.lib.libtorch_sugar"
@@ -30,12 +61,14 @@ def want_cuda():
     switch = os.environ.get("SUGAR_CUDA", "").strip().lower()
     if switch not in ("", "0", "1", "auto"):
         raise SystemExit(f"SUGAR_CUDA must be 0, 1 or unset, got {switch!r}")
-    nvcc = shutil.which("nvcc") or (CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")))
     problems = []
     if torch.version.cuda is None:
         problems.append(f"the installed torch {torch.__version__} is a CPU-only build")
-    if not nvcc:
-        problems.append("nvcc was not found (set CUDA_HOME or put nvcc on PATH)")
+    if not CUDA_HOME or not os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
+        problems.append("nvcc was not found (set CUDA_HOME to the CUDA toolkit or put its bin/ on PATH)")
+    elif not os.path.exists(os.path.join(CUDA_HOME, "include", "cuda_runtime.h")):
+        problems.append(f"the CUDA toolkit at CUDA_HOME={CUDA_HOME} has no include/cuda_runtime.h "
+                        "(set CUDA_HOME to the toolkit's root folder)")
     if switch == "1":
         if problems:
             raise SystemExit("SUGAR_CUDA=1 asked for the CUDA kernels, but " + " and ".join(problems)
@@ -56,6 +89,10 @@ nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "--extended-lambda", f'-DTORCH_
 if WITH_CUDA:
     cxx_flags.append("-DSUGAR_WITH_CUDA")
     nvcc_flags.append("-DSUGAR_WITH_CUDA")
+    # Hidden like the C++ objects: the kernels register themselves, nothing is exported.
+    nvcc_flags += ["-Xcompiler", "-fvisibility=hidden"]
+    # Compile the architectures of TORCH_CUDA_ARCH_LIST in parallel (0: one thread per CPU).
+    nvcc_flags += ["--threads", os.environ.get("SUGAR_NVCC_THREADS", "0")]
 
 include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")]
 op_sources = sorted(
@@ -76,11 +113,14 @@ ops_ext = Extension(
     extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
     extra_link_args=["-Wl,-soname,libtorch_sugar.so"],
 )
+# torch_sugar.build_info() reports the CUDA architectures (only the Python module needs them).
+c_cxx_flags = cxx_flags + (
+    [f'-DSUGAR_CUDA_ARCH_LIST="{os.environ["TORCH_CUDA_ARCH_LIST"]}"'] if WITH_CUDA else [])
 c_ext = CppExtension(
     "torch_sugar._C",
     ["csrc/python/module.cpp", "csrc/python/surrogate_table.cpp"],
     include_dirs=include_dirs,
-    extra_compile_args={"cxx": cxx_flags},
+    extra_compile_args={"cxx": c_cxx_flags},
 )
 
 

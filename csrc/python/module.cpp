@@ -19,8 +19,14 @@ PYBIND11_MODULE(_C, m) {
   m.attr("torch_version") = TORCH_VERSION;
 #ifdef SUGAR_WITH_CUDA
   m.attr("cuda_compiled") = true;
+#ifdef SUGAR_CUDA_ARCH_LIST
+  m.attr("cuda_arch_list") = SUGAR_CUDA_ARCH_LIST;
+#else
+  m.attr("cuda_arch_list") = py::none();
+#endif
 #else
   m.attr("cuda_compiled") = false;
+  m.attr("cuda_arch_list") = py::none();
 #endif
   m.def(
       "surrogates",

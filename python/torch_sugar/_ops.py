@@ -32,6 +32,29 @@ def _check_args(fn: str, surrogate, alpha, negative_only) -> None:
                         f" ({negative_only!r})")
 
 
+# Whether this build has the CUDA kernels; a plain bool so torch.compile reads it as a constant.
+_CUDA_COMPILED = bool(_C.cuda_compiled)
+
+
+def _check_cuda_built(fn: str, *tensors: torch.Tensor) -> None:
+    """In a CPU-only build, a CUDA tensor gets an error that says so and how to build with CUDA.
+
+    The C++ library says the same for calls that go through autograd (its AutogradCUDA kernels);
+    this covers the wrappers under torch.inference_mode too."""
+    if _CUDA_COMPILED:
+        return
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_cuda:
+            raise NotImplementedError(
+                f"{fn}: got a tensor on {t.device}, but this build of torch-sugar has no CUDA kernels: "
+                "it was built CPU-only (SUGAR_CUDA=0, or a CPU-only torch, or no CUDA toolkit found at "
+                "build time). To run on the GPU, rebuild it with CUDA: with a CUDA build of torch and "
+                "the CUDA toolkit (nvcc) installed, run `SUGAR_CUDA=1 pip install --no-build-isolation "
+                "-e .` in the torch-sugar checkout (TORCH_CUDA_ARCH_LIST selects the GPU architectures; "
+                "see the README, \"Building with CUDA\"). torch_sugar.build_info() shows what this "
+                "build has.")
+
+
 def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = None,
          negative_only: bool = False) -> torch.Tensor:
     """SUGAR ReLU: ``torch.relu(x)`` forward; backward ``grad * s'(x)`` for surrogate ``s``.
@@ -47,6 +70,7 @@ def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = Non
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"torch_sugar.relu: x must be a torch.Tensor, got {type(x).__name__}")
     _check_args("torch_sugar.relu", surrogate, alpha, negative_only)
+    _check_cuda_built("torch_sugar.relu", x)
     return torch.ops.sugar.relu(x, surrogate, None if alpha is None else float(alpha), negative_only)
 
 
@@ -54,6 +78,7 @@ def relu_backward(grad_output: torch.Tensor, x: torch.Tensor, surrogate: str = "
                   alpha: Optional[float] = None, negative_only: bool = False) -> torch.Tensor:
     """``grad_output * d(x)``: the gradient :func:`relu` uses, as a differentiable op."""
     _check_args("torch_sugar.relu_backward", surrogate, alpha, negative_only)
+    _check_cuda_built("torch_sugar.relu_backward", grad_output, x)
     return torch.ops.sugar.relu_backward(grad_output, x, surrogate,
                                          None if alpha is None else float(alpha), negative_only)
 
@@ -75,5 +100,7 @@ def build_info() -> dict:
         "torch_built_against": _C.torch_version,
         "torch_running": torch.__version__,
         "cuda_compiled": bool(_C.cuda_compiled),
+        # TORCH_CUDA_ARCH_LIST the CUDA kernels were compiled for (None in a CPU-only build).
+        "cuda_arch_list": _C.cuda_arch_list,
         "kernels": {key: bool(has("sugar::relu", key)) for key in ("CPU", "CUDA", "Meta", "Autograd")},
     }
