@@ -1,6 +1,9 @@
 // CPU kernels of sugar::relu, sugar::relu_backward and sugar::_relu_double_backward.
+// Contiguous float32/bfloat16/float16 runs of relu and relu_backward go to the vectorized kernel
+// table chosen for this CPU (kernels.h); everything else runs the scalar loops of loops.h.
 #include "../relu.h"
 #include "../surrogate_math.h"
+#include "kernels.h"
 #include "loops.h"
 
 #include <ATen/Dispatch.h>
@@ -9,8 +12,26 @@
 #include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
+#include <type_traits>
+
 namespace sugar {
 namespace {
+
+static_assert(math::kNumSurrogates == cpu::kTableSurrogates, "kernels.h: kTableSurrogates is stale");
+
+// Where a dtype's kernels sit in a KernelTable; -1 for float64 (scalar loops only).
+template <typename scalar_t>
+constexpr int storage_index() {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return cpu::kStoreFloat;
+  } else if constexpr (std::is_same_v<scalar_t, at::BFloat16>) {
+    return cpu::kStoreBFloat16;
+  } else if constexpr (std::is_same_v<scalar_t, at::Half>) {
+    return cpu::kStoreHalf;
+  } else {
+    return -1;
+  }
+}
 
 at::Tensor relu_cpu(
     const at::Tensor& self,
@@ -20,13 +41,23 @@ at::Tensor relu_cpu(
   check_floating(kReluName, "self", self);
   // The forward pass does not use the surrogate, but a bad one must fail here, not in backward.
   parse_surrogate(kReluName, surrogate, alpha, negative_only);
+  const cpu::KernelTable* table = cpu::active_kernel_table();
   at::Tensor out = at::empty_like(self);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(self).build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
-    cpu::elementwise<scalar_t, 1>(iter, [](scalar_t x) -> scalar_t {
-      return static_cast<scalar_t>(math::relu_forward<opmath_t>(static_cast<opmath_t>(x)));
-    });
+    constexpr int storage = storage_index<scalar_t>();
+    const cpu::ForwardFn vec_fn = (table && storage >= 0) ? table->forward[storage] : nullptr;
+    cpu::elementwise<scalar_t, 1>(
+        iter,
+        [](scalar_t x) -> scalar_t {
+          return static_cast<scalar_t>(math::relu_forward<opmath_t>(static_cast<opmath_t>(x)));
+        },
+        [vec_fn](char** data, int64_t n) {
+          if (vec_fn == nullptr) return false;
+          vec_fn(n, data[0], data[1]);
+          return true;
+        });
   });
   return out;
 }
@@ -40,6 +71,7 @@ at::Tensor relu_backward_cpu(
   check_floating(kReluBackwardName, "self", self);
   check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
   const SurrogateSpec spec = parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
+  const cpu::KernelTable* table = cpu::active_kernel_table();
   at::Tensor out = at::empty_like(self);
   auto iter = at::TensorIteratorConfig()
                   .add_output(out)
@@ -50,11 +82,32 @@ at::Tensor relu_backward_cpu(
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);
     const bool neg = spec.negative_only;
+    constexpr int storage = storage_index<scalar_t>();
+    const cpu::BackwardFn vec_fn = (table && storage >= 0)
+        ? table->backward[storage][static_cast<int>(spec.kind)][neg ? 1 : 0]
+        : nullptr;
+    const float vec_alpha = static_cast<float>(spec.alpha);
+    auto vector_kernel = [vec_fn, vec_alpha](char** data, int64_t n) {
+      if (vec_fn == nullptr) return false;
+      vec_fn(n, data[0], data[1], data[2], vec_alpha);
+      return true;
+    };
     SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
-      cpu::elementwise<scalar_t, 2>(iter, [a, neg](scalar_t g, scalar_t x) -> scalar_t {
-        return static_cast<scalar_t>(math::relu_backward<kSurrogate, opmath_t>(
-            static_cast<opmath_t>(g), static_cast<opmath_t>(x), a, neg));
-      });
+      // negative_only as a template argument, so the scalar loop has no test per element.
+      auto run = [&](auto negative_only) {
+        cpu::elementwise<scalar_t, 2>(
+            iter,
+            [a](scalar_t g, scalar_t x) -> scalar_t {
+              return static_cast<scalar_t>(math::relu_backward<kSurrogate, opmath_t>(
+                  static_cast<opmath_t>(g), static_cast<opmath_t>(x), a, decltype(negative_only)::value));
+            },
+            vector_kernel);
+      };
+      if (neg) {
+        run(std::true_type{});
+      } else {
+        run(std::false_type{});
+      }
     });
   });
   return out;
