@@ -6,9 +6,9 @@
 //
 // The same templates also compute 8 or 16 lanes at once: the vectorized CPU kernels instantiate
 // them with a SIMD type (csrc/ops/cpu/vec_avx2.h, vec_avx512.h). So the formulas are written
-// without branches on x: `where(cond, a, b)` selects, and `exp`, `abs`, `erfc` are called
-// unqualified, which finds the scalar overloads below for float/double and, by argument-dependent
-// lookup, the vector overloads beside a SIMD type. A comparison gives a bool for scalars and a
+// without branches on x: `where(cond, a, b)` selects, and `vexp`, `vabs`, `verfc` (exp, |x|, erfc)
+// are called unqualified, which finds the scalar overloads below for float/double and, by
+// argument-dependent lookup, the vector overloads beside a SIMD type. A comparison gives a bool for scalars and a
 // lane mask for vectors. Both branches of a `where` are evaluated, so each is kept finite on its
 // own (or at least harmless: a discarded lane never traps).
 //
@@ -51,28 +51,30 @@ constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluTanhCoef = 0.044715;
 
 // ---- scalar building blocks; SIMD types bring their own overloads (found by ADL) ----
+// ("v" for vectorizable; named apart from libm's exp/abs/erfc so that no `using namespace` can
+// make a call to those ambiguous, on the host or under nvcc.)
 
 template <typename T>
 C10_HOST_DEVICE inline T where(bool cond, T a, T b) {
   return cond ? a : b;
 }
 
-C10_HOST_DEVICE inline float exp(float x) {
+C10_HOST_DEVICE inline float vexp(float x) {
   return std::exp(x);
 }
-C10_HOST_DEVICE inline double exp(double x) {
+C10_HOST_DEVICE inline double vexp(double x) {
   return std::exp(x);
 }
-C10_HOST_DEVICE inline float abs(float x) {
+C10_HOST_DEVICE inline float vabs(float x) {
   return std::abs(x);
 }
-C10_HOST_DEVICE inline double abs(double x) {
+C10_HOST_DEVICE inline double vabs(double x) {
   return std::abs(x);
 }
-C10_HOST_DEVICE inline float erfc(float x) {
+C10_HOST_DEVICE inline float verfc(float x) {
   return std::erfc(x);
 }
-C10_HOST_DEVICE inline double erfc(double x) {
+C10_HOST_DEVICE inline double verfc(double x) {
   return std::erfc(x);
 }
 
@@ -86,7 +88,7 @@ struct SigmoidParts {
 
 template <typename T>
 C10_HOST_DEVICE inline SigmoidParts<T> sigmoid_parts(T x) {
-  const T e = exp(-abs(x));
+  const T e = vexp(-vabs(x));
   const T inv = T(1) / (T(1) + e);
   const T big = inv;       // sigmoid(|x|)
   const T small = e * inv; // sigmoid(-|x|)
@@ -131,23 +133,23 @@ C10_HOST_DEVICE inline T nelu_grad2(T x, T a) {
 // exp(-|x|) is exp(x) where it is used (x <= 0) and never overflows where it is not.
 template <typename T>
 C10_HOST_DEVICE inline T elu_grad(T x, T a) {
-  return where(x > T(0), T(1), a * exp(-abs(x)));
+  return where(x > T(0), T(1), a * vexp(-vabs(x)));
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T elu_grad2(T x, T a) {
-  return where(x > T(0), T(0), a * exp(-abs(x)));
+  return where(x > T(0), T(0), a * vexp(-vabs(x)));
 }
 
 // ---- SELU: lambda * ELU with alpha = a0; takes no alpha ----
 template <typename T>
 C10_HOST_DEVICE inline T selu_grad(T x) {
-  return where(x > T(0), T(kSeluLambda), T(kSeluLambda * kSeluAlpha) * exp(-abs(x)));
+  return where(x > T(0), T(kSeluLambda), T(kSeluLambda * kSeluAlpha) * vexp(-vabs(x)));
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T selu_grad2(T x) {
-  return where(x > T(0), T(0), T(kSeluLambda * kSeluAlpha) * exp(-abs(x)));
+  return where(x > T(0), T(0), T(kSeluLambda * kSeluAlpha) * vexp(-vabs(x)));
 }
 
 // ---- LeakyReLU: s(x) = x (x > 0); a x (x <= 0) ----
@@ -169,8 +171,8 @@ struct NormalParts {
 template <typename T>
 C10_HOST_DEVICE inline NormalParts<T> normal_parts(T x) {
   NormalParts<T> p;
-  p.cdf = T(0.5) * erfc(-x * T(kSqrtHalf));
-  p.pdf = T(kInvSqrt2Pi) * exp(T(-0.5) * x * x);
+  p.cdf = T(0.5) * verfc(-x * T(kSqrtHalf));
+  p.pdf = T(kInvSqrt2Pi) * vexp(T(-0.5) * x * x);
   return p;
 }
 
@@ -182,7 +184,7 @@ C10_HOST_DEVICE inline T gelu_grad(T x) {
 
 template <typename T>
 C10_HOST_DEVICE inline T gelu_grad2(T x) {
-  const T pdf = T(kInvSqrt2Pi) * exp(T(-0.5) * x * x);
+  const T pdf = T(kInvSqrt2Pi) * vexp(T(-0.5) * x * x);
   // phi (2 - x^2) written so that x^2 never multiplies a zero pdf: x (x pdf) is 0 there.
   return T(2) * pdf - x * (x * pdf);
 }
@@ -194,7 +196,7 @@ C10_HOST_DEVICE inline T gelu_grad2(T x) {
 // itself is evaluated at x clamped to 0 there, and its value discarded.
 template <typename T>
 C10_HOST_DEVICE inline T gelu_tanh_grad(T x) {
-  const auto far = abs(x) > T(50);
+  const auto far = vabs(x) > T(50);
   const T xc = where(far, T(0), x);
   const T u = T(kSqrt2OverPi) * (xc + T(kGeluTanhCoef) * xc * xc * xc);
   const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCoef) * xc * xc);
@@ -205,7 +207,7 @@ C10_HOST_DEVICE inline T gelu_tanh_grad(T x) {
 
 template <typename T>
 C10_HOST_DEVICE inline T gelu_tanh_grad2(T x) {
-  const auto far = abs(x) > T(50);
+  const auto far = vabs(x) > T(50);
   x = where(far, T(0), x);
   const T u = T(kSqrt2OverPi) * (x + T(kGeluTanhCoef) * x * x * x);
   const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCoef) * x * x);
@@ -235,7 +237,7 @@ struct MishFractions {
 
 template <typename T>
 C10_HOST_DEVICE inline MishFractions<T> mish_fractions(T x) {
-  const T e = exp(-abs(x));
+  const T e = vexp(-vabs(x));
   const auto pos = x > T(0);
   MishFractions<T> f;
   f.t_num = where(pos, T(1) + T(2) * e, e * (e + T(2)));
@@ -269,16 +271,21 @@ C10_HOST_DEVICE inline MishParts<T> mish_parts(T x) {
   return p;
 }
 
-// t + x sech2 sigma over one common denominator, so one division instead of three (the first
-// derivative is the hot path of the backward pass). The denominator is in [1, 250]; x multiplies
-// a factor that vanishes with e, so x * 0 (never x * inf) happens far out.
+// t + x sech2 sigma over one common denominator B^2, so one division and few multiplies (the
+// first derivative is the hot path of the backward pass). With e as above:
+//   x > 0:  d = ((1 + 2e) B + 4x e^2 (1+e)) / B^2,  B = 1 + 2e + 2e^2
+//   x <= 0: d = (nn B + 4x e (1+e)) / B^2,         B = nn + 2, nn = e (e + 2)
+// so d = (A B + 4x C) / B^2 with A = t's numerator, B = its denominator (in [1, 5]) and
+// C = e (1+e) (e | 1) (in [0, 2]); far out, x multiplies a C that has vanished: x * 0, never inf.
 template <typename T>
 C10_HOST_DEVICE inline T mish_grad(T x) {
-  const auto f = mish_fractions(x);
-  const T qr = f.q + f.r;
-  const T common = qr * qr * f.one_e;
-  const T num = f.t_num * common + x * (T(4) * f.q * f.r * f.sig_num * f.t_den);
-  return num / (f.t_den * common);
+  const T e = vexp(-vabs(x));
+  const auto pos = x > T(0);
+  const T e2 = e * e;
+  const T a = where(pos, T(2) * e + T(1), T(2) * e + e2);
+  const T b = a + where(pos, e2 + e2, T(2));
+  const T c = (e + e2) * where(pos, e, T(1));
+  return (a * b + x * (T(4) * c)) / (b * b);
 }
 
 template <typename T>

@@ -42,10 +42,24 @@ using ForwardFn = void (*)(int64_t n, void* out, const void* x);
 // out[i] = relu_backward<K>(grad[i], x[i], alpha, negative_only) over n contiguous elements.
 using BackwardFn = void (*)(int64_t n, void* out, const void* grad, const void* x, float alpha);
 
+// 16-bit inputs have only 65536 values, so for large bfloat16/float16 tensors the backward pass
+// looks d(x) up in a table instead of computing it (the math, not memory, is the bottleneck at
+// 2 bytes per element). The table holds, for every bit pattern, the float the vector math would
+// compute for it (1 where negative_only pins d to 1), so the results are bit for bit those of
+// the computing kernel: out = round(grad * d(x)).
+constexpr int kGradTableSize = 65536;
+// table[bits] = d(x) for the 16-bit storage type `storage`.
+using GradTableFn = void (*)(float alpha, float* table);
+// out[i] = round(grad[i] * table[bits of x[i]]) over n contiguous 16-bit elements.
+using BackwardLutFn = void (*)(int64_t n, void* out, const void* grad, const void* x, const float* table);
+
 struct KernelTable {
   ForwardFn forward[kNumStorage];
   // [storage][surrogate][negative_only]
   BackwardFn backward[kNumStorage][kTableSurrogates][2];
+  // Indexed like backward; null where d(x) is computed directly (float32; relu, leaky_relu, nelu).
+  GradTableFn grad_table[kNumStorage][kTableSurrogates][2];
+  BackwardLutFn backward_lut[kNumStorage];
 };
 
 // The table of the active capability, or nullptr for the portable scalar loops. Chosen on first

@@ -3,21 +3,42 @@
 // table chosen for this CPU (kernels.h); everything else runs the scalar loops of loops.h.
 #include "../relu.h"
 #include "../surrogate_math.h"
+#include "grad_table.h"
 #include "kernels.h"
 #include "loops.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/TensorIterator.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
+#include <memory>
 #include <type_traits>
 
 namespace sugar {
 namespace {
 
 static_assert(math::kNumSurrogates == cpu::kTableSurrogates, "kernels.h: kTableSurrogates is stale");
+
+// at::empty_like(self), without the two trips through the dispatcher when self is a plain
+// contiguous tensor (the usual case, where they are a good part of a small tensor's per-call
+// cost). Same result: empty_like keeps a dense input's strides, here the contiguous ones.
+at::Tensor empty_like_fast(const at::Tensor& self) {
+  if (self.layout() == at::kStrided) {
+    const auto sizes = self.sizes();
+    const auto strides = self.strides();
+    int64_t expected = 1;
+    bool contiguous = true;
+    for (int64_t d = self.dim() - 1; d >= 0 && contiguous; --d) {
+      contiguous = strides[d] == expected;
+      expected *= sizes[d];
+    }
+    if (contiguous) return at::detail::empty_cpu(sizes, self.scalar_type());
+  }
+  return at::empty_like(self);
+}
 
 // Where a dtype's kernels sit in a KernelTable; -1 for float64 (scalar loops only).
 template <typename scalar_t>
@@ -42,7 +63,7 @@ at::Tensor relu_cpu(
   // The forward pass does not use the surrogate, but a bad one must fail here, not in backward.
   parse_surrogate(kReluName, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
-  at::Tensor out = at::empty_like(self);
+  at::Tensor out = empty_like_fast(self);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(self).build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
@@ -72,7 +93,7 @@ at::Tensor relu_backward_cpu(
   check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
   const SurrogateSpec spec = parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
-  at::Tensor out = at::empty_like(self);
+  at::Tensor out = empty_like_fast(self);
   auto iter = at::TensorIteratorConfig()
                   .add_output(out)
                   .add_const_input(grad_output)
@@ -87,7 +108,18 @@ at::Tensor relu_backward_cpu(
         ? table->backward[storage][static_cast<int>(spec.kind)][neg ? 1 : 0]
         : nullptr;
     const float vec_alpha = static_cast<float>(spec.alpha);
-    auto vector_kernel = [vec_fn, vec_alpha](char** data, int64_t n) {
+    // Large 16-bit tensors: d(x) from a table of all 65536 inputs (kernels.h, grad_table.h).
+    std::shared_ptr<const float[]> lut;
+    cpu::BackwardLutFn lut_fn = nullptr;
+    if (table && storage >= 0 && sizeof(scalar_t) == 2 && iter.numel() >= cpu::kGradTableMinElements) {
+      lut = cpu::grad_table(*table, storage, static_cast<int>(spec.kind), vec_alpha, neg);
+      if (lut) lut_fn = table->backward_lut[storage];
+    }
+    auto vector_kernel = [vec_fn, vec_alpha, lut_fn, lut_data = lut.get()](char** data, int64_t n) {
+      if (lut_fn != nullptr) {
+        lut_fn(n, data[0], data[1], data[2], lut_data);
+        return true;
+      }
       if (vec_fn == nullptr) return false;
       vec_fn(n, data[0], data[1], data[2], vec_alpha);
       return true;

@@ -59,6 +59,14 @@ struct Vec {
   static Vec load(const HalfBits* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+
+  // table[bits of p[j]] for the 16 16-bit values at p (a gather).
+  template <typename S16>
+  static Vec lookup(const float* table, const S16* p) {
+    static_assert(sizeof(S16) == 2, "16-bit storage only");
+    const __m512i index = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_i32gather_ps(index, table, 4);
+  }
   static void store(HalfBits* p, Vec x) {
     _mm256_storeu_si256(
         reinterpret_cast<__m256i*>(p),
@@ -82,18 +90,16 @@ inline Mask operator>(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_
 inline Mask operator>=(Vec a, Vec b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GE_OQ)}; }
 
 inline Vec where(Mask m, Vec a, Vec b) { return _mm512_mask_blend_ps(m.m, b.v, a.v); }
-inline Vec abs(Vec a) {
+inline Vec vabs(Vec a) {
   return _mm512_castsi512_ps(
       _mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(0x7FFFFFFF)));
 }
 
 // exp(x): vec_avx2.h's algorithm, 16 lanes.
-inline Vec exp(Vec x) {
-  const __m512 kMax = _mm512_set1_ps(88.3762626647949f);
+inline Vec vexp(Vec x) {
   const __m512 kMin = _mm512_set1_ps(-103.972084045410f);
-  // min/max return their second operand when either is NaN, so NaN lanes stay NaN.
-  __m512 xc = _mm512_min_ps(kMax, x.v);
-  xc = _mm512_max_ps(kMin, xc);
+  // max returns its second operand when either is NaN, so NaN lanes stay NaN.
+  const __m512 xc = _mm512_max_ps(kMin, x.v);
   const __m512 fx = _mm512_roundscale_ps(
       _mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

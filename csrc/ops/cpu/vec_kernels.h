@@ -55,9 +55,13 @@ SUGAR_VEC_FLATTEN void relu_forward_kernel(int64_t n, void* out_ptr, const void*
   if (i < n) store_partial(out + i, math::relu_forward(load_partial<V>(x + i, n - i)), n - i);
 }
 
-// One vector per iteration: the surrogate math is long enough for the out-of-order core to
-// overlap iterations by itself. `flatten` inlines the whole of surrogate_math.h into the loop
-// (left alone, GCC calls the big surrogates out of line, per vector).
+// SUGAR_VEC_UNROLL independent vectors per iteration: the surrogate math is a long chain of
+// dependent operations (exp, a division), so the core needs several chains in flight to keep its
+// pipelines busy. `flatten` inlines all of surrogate_math.h into the loop (left alone, GCC calls
+// the big surrogates out of line, once per vector).
+#ifndef SUGAR_VEC_UNROLL
+#define SUGAR_VEC_UNROLL 4
+#endif
 template <typename V, typename S, math::Surrogate K, bool NegativeOnly>
 SUGAR_VEC_FLATTEN void relu_backward_kernel(
     int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, float alpha) {
@@ -66,7 +70,15 @@ SUGAR_VEC_FLATTEN void relu_backward_kernel(
   const S* x = static_cast<const S*>(x_ptr);
   const V a(alpha);
   constexpr int64_t W = V::kSize;
+  constexpr int U = SUGAR_VEC_UNROLL;
   int64_t i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    V r[U];
+    for (int u = 0; u < U; ++u) {
+      r[u] = math::relu_backward<K, V>(V::load(grad + i + u * W), V::load(x + i + u * W), a, NegativeOnly);
+    }
+    for (int u = 0; u < U; ++u) V::store(out + i + u * W, r[u]);
+  }
   for (; i + W <= n; i += W) {
     V::store(out + i, math::relu_backward<K, V>(V::load(grad + i), V::load(x + i), a, NegativeOnly));
   }
@@ -77,20 +89,68 @@ SUGAR_VEC_FLATTEN void relu_backward_kernel(
   }
 }
 
+// table[bits] = d(x) for every 16-bit pattern of S, computed exactly as relu_backward_kernel
+// computes it (the same instantiation of the same function on the same float), 1 where
+// negative_only pins d to 1 (grad * 1 is grad, bit for bit).
+template <typename V, typename S, math::Surrogate K, bool NegativeOnly>
+SUGAR_VEC_FLATTEN void fill_grad_table(float alpha, float* table) {
+  static_assert(sizeof(S) == 2, "16-bit storage only");
+  const V a(alpha);
+  constexpr int W = V::kSize;
+  for (int base = 0; base < kGradTableSize; base += W) {
+    S bits[W];
+    for (int j = 0; j < W; ++j) bits[j].bits = static_cast<uint16_t>(base + j);
+    const V x = V::load(static_cast<const S*>(bits));
+    V d = math::surrogate_grad<K, V>(x, a);
+    if (NegativeOnly) d = where(x > V(0), V(1), d);
+    V::store(table + base, d);
+  }
+}
+
+template <typename V, typename S>
+SUGAR_VEC_FLATTEN void relu_backward_lut_kernel(
+    int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, const float* table) {
+  S* out = static_cast<S*>(out_ptr);
+  const S* grad = static_cast<const S*>(grad_ptr);
+  const S* x = static_cast<const S*>(x_ptr);
+  constexpr int64_t W = V::kSize;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    V::store(out + i, V::load(grad + i) * V::lookup(table, x + i));
+  }
+  if (i < n) {
+    S gbuf[W] = {}, xbuf[W] = {};
+    std::memcpy(gbuf, grad + i, (n - i) * sizeof(S));
+    std::memcpy(xbuf, x + i, (n - i) * sizeof(S));
+    const V r = V::load(static_cast<const S*>(gbuf)) * V::lookup(table, static_cast<const S*>(xbuf));
+    store_partial(out + i, r, n - i);
+  }
+}
+
 template <typename V, typename S, int I = 0>
-void fill_backward(BackwardFn (*row)[2]) {
+void fill_backward(KernelTable& table, int storage) {
   if constexpr (I < math::kNumSurrogates) {
     constexpr auto K = static_cast<math::Surrogate>(I);
-    row[I][0] = &relu_backward_kernel<V, S, K, false>;
-    row[I][1] = &relu_backward_kernel<V, S, K, true>;
-    fill_backward<V, S, I + 1>(row);
+    table.backward[storage][I][0] = &relu_backward_kernel<V, S, K, false>;
+    table.backward[storage][I][1] = &relu_backward_kernel<V, S, K, true>;
+    // Tables for the surrogates whose d(x) costs more than a gather (exp, erfc): not for the
+    // relu control (it stays a select: 0 where x <= 0 even for an inf or NaN grad), nor for
+    // leaky_relu and nelu (a select, or a division without exp: cheaper to compute).
+    constexpr bool kCheap = K == math::Surrogate::relu || K == math::Surrogate::leaky_relu ||
+        K == math::Surrogate::nelu;
+    if constexpr (sizeof(S) == 2 && !kCheap) {
+      table.grad_table[storage][I][0] = &fill_grad_table<V, S, K, false>;
+      table.grad_table[storage][I][1] = &fill_grad_table<V, S, K, true>;
+    }
+    fill_backward<V, S, I + 1>(table, storage);
   }
 }
 
 template <typename V, typename S>
 void fill_storage(KernelTable& table, int storage) {
   table.forward[storage] = &relu_forward_kernel<V, S>;
-  fill_backward<V, S>(table.backward[storage]);
+  fill_backward<V, S>(table, storage);
+  if constexpr (sizeof(S) == 2) table.backward_lut[storage] = &relu_backward_lut_kernel<V, S>;
 }
 
 template <typename V>
