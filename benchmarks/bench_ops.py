@@ -17,8 +17,8 @@ Small tensors are timed over a batch of calls per sample (per-call time is repor
 
 Memory: "saved" is the bytes autograd keeps for backward (saved_tensors_hooks, unique storages),
 "peak" the most memory allocated at once during forward+backward beyond the inputs (CPU: the
-profiler's allocation events; CUDA: torch.cuda.max_memory_allocated), both also as multiples of
-the input's size.
+allocation timeline of torch.profiler's memory profile; CUDA: torch.cuda.max_memory_allocated),
+both as multiples of the input's size.
 
 Allocator (CPU): glibc serves tensors of more than 32 MiB from fresh mmap'd pages, so every call
 on a big tensor pays page faults that can dwarf the kernels (on VMs especially) and are the same
@@ -27,7 +27,7 @@ MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set so freed memory is reused, as 
 allocator would: the numbers then compare kernels, which is the stricter test of a ratio.
 
 Examples:
-  python benchmarks/bench_ops.py --threads 2                       # the README table
+  python benchmarks/bench_ops.py --threads 2 --sizes 10,16,20,24 --markdown   # the README tables
   python benchmarks/bench_ops.py --quick                           # smoke run, ~1 minute
   python benchmarks/bench_ops.py --device cuda --sizes 20,24 --json out.json
 """
@@ -46,7 +46,6 @@ _MALLOC_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(1 << 40),
     "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
 }
-
 
 
 def restart_with_malloc_env_if_needed(argv):
@@ -72,7 +71,6 @@ if __name__ == "__main__":
 
 SURROGATES = ("bsilu", "nelu", "gelu", "mish")
 IMPLS = ("relu", "sugar", "fgi", "autograd_fn", "fgi_compiled")
-PHASES = ("fwd", "bwd", "fwd+bwd")
 DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                "float16": "float16", "fp16": "float16", "half": "float16", "float64": "float64",
                "fp64": "float64", "double": "float64"}
@@ -100,6 +98,8 @@ def parse_args(argv=None):
     p.add_argument("--min-sample-ms", type=float, default=2.0,
                    help="small tensors are timed over a batch of calls of at least this long (default 2)")
     p.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
+    p.add_argument("--markdown", action="store_true",
+                   help="also print summary tables in Markdown (the README's Benchmarks tables)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: sizes 10,20, float32, bsilu+gelu, 5 repeats, no torch.compile")
     p.add_argument("--no-memory", action="store_true", help="skip the saved/peak memory measurements")
@@ -215,10 +215,6 @@ def make_autograd_function(d):
             return grad * d(x)
 
     return SugarFn.apply
-
-
-class Unavailable(Exception):
-    pass
 
 
 def build_impls(names, surrogate, compile_cache):
@@ -483,9 +479,48 @@ def check_targets(rows, device):
         if r and "ratio_to_relu" in r:
             f = r["ratio_to_relu"]["fwd"]["median"]
             fb = r["ratio_to_relu"]["fwd+bwd"]["median"]
-            lines.append(f"{verdict(fb <= 1.5)} {s:6s} float32 2^10 per call fwd+bwd / relu = {fb:.2f}x, "
-                         f"fwd alone {f:.2f}x (target <= 1.5x)")
+            lines.append(f"{verdict(fb <= 1.5)} {s:6s} float32 2^10 per call, fwd+bwd / relu = {fb:.2f}x (target <= 1.5x)")
+            lines.append(f"{verdict(f <= 1.5)} {s:6s} float32 2^10 per call, fwd alone / relu = {f:.2f}x (target <= 1.5x)")
     return lines
+
+
+def markdown_summary(rows, info):
+    """One Markdown table per (device, dtype, size): torch_sugar.relu against each baseline."""
+    out = []
+    keys = sorted({(r["device"], r["dtype"], r["n"]) for r in rows}, key=lambda k: (k[0], k[1] != "float32", k[1], k[2]))
+    for device, dtype, n in keys:
+        case = [r for r in rows if (r["device"], r["dtype"], r["n"]) == (device, dtype, n)]
+        surrogates = sorted({r["surrogate"] for r in case}, key=lambda s: SURROGATES.index(s) if s in SURROGATES else 99)
+        out.append(f"\n{device}, {dtype}, n = 2^{int(math.log2(n))}, {info['torch_threads']} threads "
+                   f"(ratios: median of per-sample ratios):\n")
+        out.append("| surrogate | fwd / torch.relu | fwd+bwd / torch.relu | faster than eager FGI | "
+                   "faster than autograd.Function | faster than torch.compile(FGI) | saved for bwd: sugar / FGI | "
+                   "peak memory: sugar / FGI |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for s in surrogates:
+            sugar = find(case, surrogate=s, impl="sugar")
+            if sugar is None or "ratio_to_relu" not in sugar:
+                continue
+
+            def faster(impl):
+                other = find(case, surrogate=s, impl=impl)
+                if other is None:
+                    return "-"
+                return f"{other['fwd+bwd']['median_s'] / sugar['fwd+bwd']['median_s']:.2f}x"
+
+            def mem(key):
+                fgi = find(case, surrogate=s, impl="fgi")
+                a = sugar.get(key)
+                b = fgi.get(key) if fgi else None
+                fa = "-" if a is None else f"{a:.2f}"
+                fb = "-" if b is None else f"{b:.2f}"
+                return f"{fa} / {fb} x input"
+
+            rr = sugar["ratio_to_relu"]
+            out.append(f"| {s} | {rr['fwd']['median']:.2f}x | {rr['fwd+bwd']['median']:.2f}x | {faster('fgi')} | "
+                       f"{faster('autograd_fn')} | {faster('fgi_compiled')} | {mem('saved_x_input')} | "
+                       f"{mem('peak_x_input')} |")
+    return "\n".join(out)
 
 
 def machine_info(device, threads):
@@ -561,6 +596,9 @@ def main(argv=None):
         print("\nTargets of issue 6 (CPU; measured here, under this machine's load):")
         for line in targets:
             print("  " + line)
+    if args.markdown:
+        print("\nMarkdown summary:")
+        print(markdown_summary(results, info))
     if notes:
         print("\nNotes (implementations that could not run):")
         for line in notes:
