@@ -10,7 +10,9 @@
 // are called unqualified, which finds the scalar overloads below for float/double and, by
 // argument-dependent lookup, the vector overloads beside a SIMD type. A comparison gives a bool for scalars and a
 // lane mask for vectors. Both branches of a `where` are evaluated, so each is kept finite on its
-// own (or at least harmless: a discarded lane never traps).
+// own (or at least harmless: a discarded lane never traps). relu_forward is the one exception:
+// it works on the storage type, and the vector kernels apply it to each lane's bits themselves
+// (csrc/ops/cpu/vec_kernels.h).
 //
 // Numerics: every function is finite for every finite x. Exponentials are only ever taken of
 // non-positive numbers (e = exp(-|x|)), so nothing overflows; products that could meet 0 * inf
@@ -110,8 +112,9 @@ C10_HOST_DEVICE inline T bsilu_grad(T x, T a) {
 template <typename T>
 C10_HOST_DEVICE inline T bsilu_grad2(T x, T a) {
   const auto p = sigmoid_parts(x);
-  // 1 - 2 sigmoid(x) = sigmoid(-x) - sigmoid(x): no cancellation against 1.
-  return p.prod * (T(2) + (x + a) * (p.sig_n - p.sig));
+  // 1 - 2 sigmoid(x) = sigmoid(-x) - sigmoid(x): no cancellation against 1. (x + a) multiplies the
+  // vanishing factor first, so a huge x meets 0 before it can overflow.
+  return T(2) * p.prod + ((x + a) * p.prod) * (p.sig_n - p.sig);
 }
 
 // ---- NeLU: s(x) = x (x > 0); -a / (1 + x^2) (x <= 0) ----
@@ -291,8 +294,10 @@ C10_HOST_DEVICE inline T mish_grad(T x) {
 template <typename T>
 C10_HOST_DEVICE inline T mish_grad2(T x) {
   const auto p = mish_parts(x);
-  // (1 - t^2) sigma (2 + x (1 - sigma - 2 t sigma)), with 1 - sigma = sigmoid(-x).
-  return p.sech2 * p.sig * (T(2) + x * (p.sig_n - T(2) * p.t * p.sig));
+  // (1 - t^2) sigma (2 + x (1 - sigma - 2 t sigma)), with 1 - sigma = sigmoid(-x); x multiplies
+  // the vanishing factor q first, so a huge x meets 0 before it can overflow.
+  const T q = p.sech2 * p.sig;
+  return T(2) * q + (x * q) * (p.sig_n - T(2) * p.t * p.sig);
 }
 
 // ---- dispatch on a compile-time surrogate ----
@@ -351,10 +356,12 @@ C10_HOST_DEVICE inline T surrogate_grad2(T x, T a) {
 
 // ---- the three elementwise operations of the ops, shared by every backend ----
 
-// Forward: exactly torch.relu, bit for bit: NaN and -0.0 pass through, negatives become +0.
-template <typename T>
-C10_HOST_DEVICE inline T relu_forward(T x) {
-  return where(x < T(0), T(0), x);
+// Forward: exactly torch.relu, bit for bit: NaN (with its payload) and -0.0 pass through,
+// negatives become +0. Called on the storage type itself (Half/BFloat16 compare through float),
+// so the input's bits are returned untouched rather than re-rounded.
+template <typename S>
+C10_HOST_DEVICE inline S relu_forward(S x) {
+  return x < S(0) ? S(0) : x;
 }
 
 // grad_input = grad * d(x). The relu control is a select, as torch's threshold_backward is, so

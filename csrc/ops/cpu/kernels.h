@@ -30,9 +30,11 @@ enum StorageIndex : int { kStoreFloat = 0, kStoreBFloat16 = 1, kStoreHalf = 2, k
 // (layout-compatible with c10::BFloat16 and c10::Half).
 struct BFloat16Bits {
   uint16_t bits;
+  static constexpr uint16_t kInfBits = 0x7F80;  // +inf; larger magnitudes are NaN
 };
 struct HalfBits {
   uint16_t bits;
+  static constexpr uint16_t kInfBits = 0x7C00;
 };
 
 constexpr int kTableSurrogates = 10;  // == math::kNumSurrogates (checked in relu_kernel.cpp)

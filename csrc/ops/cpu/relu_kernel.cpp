@@ -66,13 +66,12 @@ at::Tensor relu_cpu(
   at::Tensor out = empty_like_fast(self);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(self).build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
     constexpr int storage = storage_index<scalar_t>();
     const cpu::ForwardFn vec_fn = (table && storage >= 0) ? table->forward[storage] : nullptr;
     cpu::elementwise<scalar_t, 1>(
         iter,
         [](scalar_t x) -> scalar_t {
-          return static_cast<scalar_t>(math::relu_forward<opmath_t>(static_cast<opmath_t>(x)));
+          return math::relu_forward<scalar_t>(x);
         },
         [vec_fn](char** data, int64_t n) {
           if (vec_fn == nullptr) return false;

@@ -17,6 +17,7 @@
 // GCC 12 warns about the deliberately undefined pass-through operand (`__m512 __Y = __Y;`) of
 // its own AVX-512 intrinsics once they are inlined; the warning is about the header, not us.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #endif
 

@@ -30,7 +30,8 @@ struct Mask {
 };
 
 struct Vec {
-  static constexpr int kSize = 8;
+  static constexpr int kSize = 8;     // floats per register
+  static constexpr int kSize16 = 16;  // 16-bit values per register
   __m256 v;
 
   Vec() = default;
@@ -65,6 +66,21 @@ struct Vec {
 
   static Vec load(const HalfBits* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+
+  // relu of the 16 bfloat16/float16 values at x, on their bits (vec_kernels.h): +0 where the
+  // sign is set and the magnitude is neither 0 nor NaN, else the input's bits.
+  template <typename S16>
+  static void relu16(const S16* x, S16* out) {
+    static_assert(sizeof(S16) == 2, "16-bit storage only");
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i magnitude = _mm256_and_si256(b, _mm256_set1_epi16(0x7FFF));
+    const __m256i sign = _mm256_cmpgt_epi16(zero, b);
+    const __m256i nonzero = _mm256_cmpgt_epi16(magnitude, zero);
+    const __m256i not_nan = _mm256_cmpgt_epi16(_mm256_set1_epi16(S16::kInfBits + 1), magnitude);
+    const __m256i negative = _mm256_and_si256(sign, _mm256_and_si256(nonzero, not_nan));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_andnot_si256(negative, b));
   }
 
   // table[bits of p[j]] for the 8 16-bit values at p. Eight scalar loads, not vgatherdps: on

@@ -28,7 +28,8 @@ struct Mask {
 };
 
 struct Vec {
-  static constexpr int kSize = 16;
+  static constexpr int kSize = 16;    // floats per register
+  static constexpr int kSize16 = 32;  // 16-bit values per register
   __m512 v;
 
   Vec() = default;
@@ -58,6 +59,20 @@ struct Vec {
 
   static Vec load(const HalfBits* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+
+  // relu of the 32 bfloat16/float16 values at x, on their bits (see vec_avx2.h).
+  template <typename S16>
+  static void relu16(const S16* x, S16* out) {
+    static_assert(sizeof(S16) == 2, "16-bit storage only");
+    const __m512i b = _mm512_loadu_si512(x);
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i magnitude = _mm512_and_si512(b, _mm512_set1_epi16(0x7FFF));
+    const __mmask32 sign = _mm512_cmplt_epi16_mask(b, zero);
+    const __mmask32 nonzero = _mm512_cmpgt_epi16_mask(magnitude, zero);
+    const __mmask32 not_nan = _mm512_cmplt_epi16_mask(magnitude, _mm512_set1_epi16(S16::kInfBits + 1));
+    const __mmask32 negative = sign & nonzero & not_nan;
+    _mm512_storeu_si512(out, _mm512_maskz_mov_epi16(static_cast<__mmask32>(~negative), b));
   }
 
   // table[bits of p[j]] for the 16 16-bit values at p (a gather).

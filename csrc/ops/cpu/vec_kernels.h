@@ -39,20 +39,48 @@ inline void store_partial(S* p, V v, int64_t count) {
   std::memcpy(p, buf, count * sizeof(S));
 }
 
+// relu on float32: surrogate_math.h's relu_forward (x < 0 ? +0 : x) lane by lane, as a select,
+// so NaN payloads and -0.0 pass untouched.
 template <typename V, typename S>
 SUGAR_VEC_FLATTEN void relu_forward_kernel(int64_t n, void* out_ptr, const void* x_ptr) {
   S* out = static_cast<S*>(out_ptr);
   const S* x = static_cast<const S*>(x_ptr);
   constexpr int64_t W = V::kSize;
+  const V zero(0);
   int64_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
     const V a = V::load(x + i);
     const V b = V::load(x + i + W);
-    V::store(out + i, math::relu_forward(a));
-    V::store(out + i + W, math::relu_forward(b));
+    V::store(out + i, where(a < zero, zero, a));
+    V::store(out + i + W, where(b < zero, zero, b));
   }
-  for (; i + W <= n; i += W) V::store(out + i, math::relu_forward(V::load(x + i)));
-  if (i < n) store_partial(out + i, math::relu_forward(load_partial<V>(x + i, n - i)), n - i);
+  for (; i + W <= n; i += W) {
+    const V a = V::load(x + i);
+    V::store(out + i, where(a < zero, zero, a));
+  }
+  if (i < n) {
+    const V a = load_partial<V>(x + i, n - i);
+    store_partial(out + i, where(a < zero, zero, a), n - i);
+  }
+}
+
+// relu on bfloat16/float16 in the bit patterns themselves, V::kSize16 values per instruction: a
+// negative number (sign set, magnitude neither 0 nor NaN) becomes +0, anything else passes bit
+// for bit (NaN payloads, -0.0), exactly relu_forward on the storage type.
+template <typename V, typename S>
+SUGAR_VEC_FLATTEN void relu_forward_bits_kernel(int64_t n, void* out_ptr, const void* x_ptr) {
+  static_assert(sizeof(S) == 2, "16-bit storage only");
+  S* out = static_cast<S*>(out_ptr);
+  const S* x = static_cast<const S*>(x_ptr);
+  constexpr int64_t W = V::kSize16;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::relu16(x + i, out + i);
+  for (; i < n; ++i) {
+    const uint16_t b = x[i].bits;
+    const uint16_t magnitude = b & 0x7FFF;
+    const bool negative = (b & 0x8000) != 0 && magnitude != 0 && magnitude <= S::kInfBits;
+    out[i].bits = negative ? uint16_t(0) : b;
+  }
 }
 
 // SUGAR_VEC_UNROLL independent vectors per iteration: the surrogate math is a long chain of
@@ -148,7 +176,11 @@ void fill_backward(KernelTable& table, int storage) {
 
 template <typename V, typename S>
 void fill_storage(KernelTable& table, int storage) {
-  table.forward[storage] = &relu_forward_kernel<V, S>;
+  if constexpr (sizeof(S) == 2) {
+    table.forward[storage] = &relu_forward_bits_kernel<V, S>;
+  } else {
+    table.forward[storage] = &relu_forward_kernel<V, S>;
+  }
   fill_backward<V, S>(table, storage);
   if constexpr (sizeof(S) == 2) table.backward_lut[storage] = &relu_backward_lut_kernel<V, S>;
 }
