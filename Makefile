@@ -10,7 +10,7 @@ EDITABLE_STAMP := $(VENV)/.editable-stamp
 OPS_LIB := python/torch_sugar/lib/libtorch_sugar.so
 CSRC := $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \))
 
-.PHONY: all build test test-python demo clean bench
+.PHONY: all build test test-python demo clean
 
 all: build
 
@@ -46,6 +46,7 @@ demo: build
 # Benchmark of the ops against torch.relu and the FGI form (README, "Benchmarks"); pass options
 # with BENCH_ARGS, e.g. make bench BENCH_ARGS="--threads 2 --sizes 24 --dtypes float32".
 BENCH_ARGS ?=
+.PHONY: bench
 bench: build
 	$(VPY) benchmarks/bench_ops.py --json benchmarks/results/bench_ops.json $(BENCH_ARGS)
 
