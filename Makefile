@@ -43,6 +43,13 @@ test: test-python
 demo: build
 	$(VENV)/bin/torch-sugar compare
 
+# Benchmark of the ops against torch.relu and the FGI form (README, "Benchmarks"); pass options
+# with BENCH_ARGS, e.g. make bench BENCH_ARGS="--threads 2 --sizes 24 --dtypes float32".
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build
+	$(VPY) benchmarks/bench_ops.py --json benchmarks/results/bench_ops.json $(BENCH_ARGS)
+
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info
 	rm -rf $(CMAKE_BUILD) python/torch_sugar/include

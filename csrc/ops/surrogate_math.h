@@ -4,6 +4,16 @@
 // both include it, so the two backends cannot disagree. Everything here is C10_HOST_DEVICE and
 // templated on the compute type T (float for float16/bfloat16/float32, double for float64).
 //
+// The same templates also compute 8 or 16 lanes at once: the vectorized CPU kernels instantiate
+// them with a SIMD type (csrc/ops/cpu/vec_avx2.h, vec_avx512.h). So the formulas are written
+// without branches on x: `where(cond, a, b)` selects, and `vexp`, `vabs`, `verfc` (exp, |x|, erfc)
+// are called unqualified, which finds the scalar overloads below for float/double and, by
+// argument-dependent lookup, the vector overloads beside a SIMD type. A comparison gives a bool for scalars and a
+// lane mask for vectors. Both branches of a `where` are evaluated, so each is kept finite on its
+// own (or at least harmless: a discarded lane never traps). relu_forward is the one exception:
+// it works on the storage type, and the vector kernels apply it to each lane's bits themselves
+// (csrc/ops/cpu/vec_kernels.h).
+//
 // Numerics: every function is finite for every finite x. Exponentials are only ever taken of
 // non-positive numbers (e = exp(-|x|)), so nothing overflows; products that could meet 0 * inf
 // are rearranged so they cannot (see nelu and gelu_tanh).
@@ -42,6 +52,34 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluTanhCoef = 0.044715;
 
+// ---- scalar building blocks; SIMD types bring their own overloads (found by ADL) ----
+// ("v" for vectorizable; named apart from libm's exp/abs/erfc so that no `using namespace` can
+// make a call to those ambiguous, on the host or under nvcc.)
+
+template <typename T>
+C10_HOST_DEVICE inline T where(bool cond, T a, T b) {
+  return cond ? a : b;
+}
+
+C10_HOST_DEVICE inline float vexp(float x) {
+  return std::exp(x);
+}
+C10_HOST_DEVICE inline double vexp(double x) {
+  return std::exp(x);
+}
+C10_HOST_DEVICE inline float vabs(float x) {
+  return std::abs(x);
+}
+C10_HOST_DEVICE inline double vabs(double x) {
+  return std::abs(x);
+}
+C10_HOST_DEVICE inline float verfc(float x) {
+  return std::erfc(x);
+}
+C10_HOST_DEVICE inline double verfc(double x) {
+  return std::erfc(x);
+}
+
 // sigmoid(x) and sigmoid(x) * sigmoid(-x) from one exp(-|x|): the exponent is never positive.
 template <typename T>
 struct SigmoidParts {
@@ -52,13 +90,14 @@ struct SigmoidParts {
 
 template <typename T>
 C10_HOST_DEVICE inline SigmoidParts<T> sigmoid_parts(T x) {
-  const T e = std::exp(-std::abs(x));
+  const T e = vexp(-vabs(x));
   const T inv = T(1) / (T(1) + e);
   const T big = inv;       // sigmoid(|x|)
   const T small = e * inv; // sigmoid(-|x|)
+  const auto nonneg = x >= T(0);
   SigmoidParts<T> p;
-  p.sig = x >= T(0) ? big : small;
-  p.sig_n = x >= T(0) ? small : big;
+  p.sig = where(nonneg, big, small);
+  p.sig_n = where(nonneg, small, big);
   p.prod = big * small;
   return p;
 }
@@ -83,57 +122,72 @@ C10_HOST_DEVICE inline T bsilu_grad2(T x, T a) {
 // finite (and exact to rounding) even where x^2 overflows.
 template <typename T>
 C10_HOST_DEVICE inline T nelu_grad(T x, T a) {
-  if (x > T(0)) return T(1);
   const T u = T(1) / (T(1) + x * x);
-  return T(2) * a * (x * u) * u;
+  return where(x > T(0), T(1), T(2) * a * (x * u) * u);
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T nelu_grad2(T x, T a) {
-  if (x > T(0)) return T(0);
   const T u = T(1) / (T(1) + x * x);
-  return T(2) * a * (T(4) * u - T(3)) * u * u;
+  return where(x > T(0), T(0), T(2) * a * (T(4) * u - T(3)) * u * u);
 }
 
 // ---- ELU: s(x) = x (x > 0); a (e^x - 1) (x <= 0) ----
+// exp(-|x|) is exp(x) where it is used (x <= 0) and never overflows where it is not.
 template <typename T>
 C10_HOST_DEVICE inline T elu_grad(T x, T a) {
-  return x > T(0) ? T(1) : a * std::exp(x);
+  return where(x > T(0), T(1), a * vexp(-vabs(x)));
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T elu_grad2(T x, T a) {
-  return x > T(0) ? T(0) : a * std::exp(x);
+  return where(x > T(0), T(0), a * vexp(-vabs(x)));
 }
 
 // ---- SELU: lambda * ELU with alpha = a0; takes no alpha ----
 template <typename T>
 C10_HOST_DEVICE inline T selu_grad(T x) {
-  return x > T(0) ? T(kSeluLambda) : T(kSeluLambda * kSeluAlpha) * std::exp(x);
+  return where(x > T(0), T(kSeluLambda), T(kSeluLambda * kSeluAlpha) * vexp(-vabs(x)));
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T selu_grad2(T x) {
-  return x > T(0) ? T(0) : T(kSeluLambda * kSeluAlpha) * std::exp(x);
+  return where(x > T(0), T(0), T(kSeluLambda * kSeluAlpha) * vexp(-vabs(x)));
 }
 
 // ---- LeakyReLU: s(x) = x (x > 0); a x (x <= 0) ----
 template <typename T>
 C10_HOST_DEVICE inline T leaky_relu_grad(T x, T a) {
-  return x > T(0) ? T(1) : a;
+  return where(x > T(0), T(1), a);
 }
 
 // ---- GELU (exact): s(x) = x Phi(x) ----
+
+// Phi(x) and phi(x), the standard normal cdf and pdf. (SIMD types overload normal_parts to get
+// both from one exponential; see vec_avx2.h.)
+template <typename T>
+struct NormalParts {
+  T cdf;  // Phi(x)
+  T pdf;  // phi(x)
+};
+
+template <typename T>
+C10_HOST_DEVICE inline NormalParts<T> normal_parts(T x) {
+  NormalParts<T> p;
+  p.cdf = T(0.5) * verfc(-x * T(kSqrtHalf));
+  p.pdf = T(kInvSqrt2Pi) * vexp(T(-0.5) * x * x);
+  return p;
+}
+
 template <typename T>
 C10_HOST_DEVICE inline T gelu_grad(T x) {
-  const T cdf = T(0.5) * std::erfc(-x * T(kSqrtHalf));
-  const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
-  return cdf + x * pdf;
+  const auto p = normal_parts(x);
+  return p.cdf + x * p.pdf;
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T gelu_grad2(T x) {
-  const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+  const T pdf = T(kInvSqrt2Pi) * vexp(T(-0.5) * x * x);
   // phi (2 - x^2) written so that x^2 never multiplies a zero pdf: x (x pdf) is 0 there.
   return T(2) * pdf - x * (x * pdf);
 }
@@ -141,31 +195,64 @@ C10_HOST_DEVICE inline T gelu_grad2(T x) {
 // ---- GELU, tanh approximation: s(x) = x/2 (1 + tanh u), u = sqrt(2/pi) (x + c x^3) ----
 // 0.5 (1 + tanh u) = sigmoid(2u) and 1 - tanh^2 u = 4 sigmoid(2u) sigmoid(-2u). Past |x| = 50 the
 // sech^2 factor is exactly 0 even in double (|2u| > 8900), so the formula reduces to the step and
-// is returned as such before u' = sqrt(2/pi)(1 + 3c x^2) can overflow into 0 * inf.
+// is returned as such before u' = sqrt(2/pi)(1 + 3c x^2) can overflow into 0 * inf: the formula
+// itself is evaluated at x clamped to 0 there, and its value discarded.
 template <typename T>
 C10_HOST_DEVICE inline T gelu_tanh_grad(T x) {
-  if (std::abs(x) > T(50)) return x > T(0) ? T(1) : T(0);
-  const T u = T(kSqrt2OverPi) * (x + T(kGeluTanhCoef) * x * x * x);
-  const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCoef) * x * x);
+  const auto far = vabs(x) > T(50);
+  const T xc = where(far, T(0), x);
+  const T u = T(kSqrt2OverPi) * (xc + T(kGeluTanhCoef) * xc * xc * xc);
+  const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCoef) * xc * xc);
   const auto p = sigmoid_parts(T(2) * u);
-  return p.sig + T(2) * x * p.prod * du;
+  const T near_value = p.sig + T(2) * xc * p.prod * du;
+  return where(far, where(x > T(0), T(1), T(0)), near_value);
 }
 
 template <typename T>
 C10_HOST_DEVICE inline T gelu_tanh_grad2(T x) {
-  if (std::abs(x) > T(50)) return T(0);
+  const auto far = vabs(x) > T(50);
+  x = where(far, T(0), x);
   const T u = T(kSqrt2OverPi) * (x + T(kGeluTanhCoef) * x * x * x);
   const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCoef) * x * x);
   const T d2u = T(6 * kSqrt2OverPi * kGeluTanhCoef) * x;
   const auto p = sigmoid_parts(T(2) * u);
   const T t = p.sig - p.sig_n;  // tanh(u)
   // (1 - t^2) (u' + x u''/2 - x t u'^2)
-  return T(4) * p.prod * (du + T(0.5) * x * d2u - x * t * du * du);
+  return where(far, T(0), T(4) * p.prod * (du + T(0.5) * x * d2u - x * t * du * du));
 }
 
 // ---- Mish: s(x) = x tanh(softplus(x)) ----
 // With n = e^x, tanh(softplus(x)) = n(n+2) / (n(n+2) + 2) and sech^2(softplus(x)) =
 // 4w / (w+1)^2, w = (1+n)^2. For x > 0 both are rewritten in m = e^-x so nothing overflows.
+// Both cases share e = exp(-|x|) (e = n for x <= 0, e = m for x > 0), and their numerators and
+// denominators are selected before dividing:
+//   t     = (1 + 2m) / (1 + 2m + 2m^2)             | n(n+2) / (n(n+2) + 2)
+//   sech2 = 4 q r / (q + r)^2,  q = (1+e)^2,  r = m^2 | r = 1
+//   sigma = 1 / (1+m)                            | n / (1+n)
+// Every numerator and denominator lies in [0, 250] (denominators >= 1): no overflow anywhere.
+template <typename T>
+struct MishFractions {
+  T t_num, t_den;          // t = t_num / t_den
+  T q, r;                  // sech2 = 4 q r / (q + r)^2
+  T sig_num, sig_n_num;    // sigma = sig_num / one_e, sigmoid(-x) = sig_n_num / one_e
+  T one_e;                 // 1 + e
+};
+
+template <typename T>
+C10_HOST_DEVICE inline MishFractions<T> mish_fractions(T x) {
+  const T e = vexp(-vabs(x));
+  const auto pos = x > T(0);
+  MishFractions<T> f;
+  f.t_num = where(pos, T(1) + T(2) * e, e * (e + T(2)));
+  f.t_den = f.t_num + where(pos, T(2) * e * e, T(2));
+  f.one_e = T(1) + e;
+  f.q = f.one_e * f.one_e;
+  f.r = where(pos, e * e, T(1));
+  f.sig_num = where(pos, T(1), e);
+  f.sig_n_num = where(pos, e, T(1));
+  return f;
+}
+
 template <typename T>
 struct MishParts {
   T t;       // tanh(softplus(x))
@@ -176,32 +263,32 @@ struct MishParts {
 
 template <typename T>
 C10_HOST_DEVICE inline MishParts<T> mish_parts(T x) {
-  const T e = std::exp(-std::abs(x));
+  const auto f = mish_fractions(x);
+  const T qr = f.q + f.r;
+  const T inv1e = T(1) / f.one_e;
   MishParts<T> p;
-  if (x > T(0)) {
-    const T m = e;
-    const T onem = T(1) + m;
-    p.t = (T(1) + T(2) * m) / (T(1) + T(2) * m + T(2) * m * m);
-    const T den = onem * onem + m * m;
-    p.sech2 = T(4) * (m * onem) * (m * onem) / (den * den);
-    p.sig = T(1) / onem;
-    p.sig_n = m / onem;
-  } else {
-    const T n = e;
-    const T nn = n * (n + T(2));
-    p.t = nn / (nn + T(2));
-    const T w = (T(1) + n) * (T(1) + n);
-    p.sech2 = T(4) * w / ((w + T(1)) * (w + T(1)));
-    p.sig = n / (T(1) + n);
-    p.sig_n = T(1) / (T(1) + n);
-  }
+  p.t = f.t_num / f.t_den;
+  p.sech2 = T(4) * f.q * f.r / (qr * qr);
+  p.sig = f.sig_num * inv1e;
+  p.sig_n = f.sig_n_num * inv1e;
   return p;
 }
 
+// t + x sech2 sigma over one common denominator B^2, so one division and few multiplies (the
+// first derivative is the hot path of the backward pass). With e as above:
+//   x > 0:  d = ((1 + 2e) B + 4x e^2 (1+e)) / B^2,  B = 1 + 2e + 2e^2
+//   x <= 0: d = (nn B + 4x e (1+e)) / B^2,         B = nn + 2, nn = e (e + 2)
+// so d = (A B + 4x C) / B^2 with A = t's numerator, B = its denominator (in [1, 5]) and
+// C = e (1+e) (e | 1) (in [0, 2]); far out, x multiplies a C that has vanished: x * 0, never inf.
 template <typename T>
 C10_HOST_DEVICE inline T mish_grad(T x) {
-  const auto p = mish_parts(x);
-  return p.t + x * p.sech2 * p.sig;
+  const T e = vexp(-vabs(x));
+  const auto pos = x > T(0);
+  const T e2 = e * e;
+  const T a = where(pos, T(2) * e + T(1), T(2) * e + e2);
+  const T b = a + where(pos, e2 + e2, T(2));
+  const T c = (e + e2) * where(pos, e, T(1));
+  return (a * b + x * (T(4) * c)) / (b * b);
 }
 
 template <typename T>
@@ -219,7 +306,7 @@ C10_HOST_DEVICE inline T mish_grad2(T x) {
 template <Surrogate K, typename T>
 C10_HOST_DEVICE inline T surrogate_grad(T x, T a) {
   if constexpr (K == Surrogate::relu) {
-    return x > T(0) ? T(1) : T(0);
+    return where(x > T(0), T(1), T(0));
   } else if constexpr (K == Surrogate::bsilu) {
     return bsilu_grad(x, a);
   } else if constexpr (K == Surrogate::nelu) {
@@ -279,14 +366,15 @@ C10_HOST_DEVICE inline S relu_forward(S x) {
 
 // grad_input = grad * d(x). The relu control is a select, as torch's threshold_backward is, so
 // it is bitwise torch.relu's gradient (0 where x <= 0 even if grad is inf or NaN). With
-// negative_only, active units pass grad through untouched.
+// negative_only, active units pass grad through untouched. (Kernels pass negative_only as a
+// compile-time constant, so the test folds away.)
 template <Surrogate K, typename T>
 C10_HOST_DEVICE inline T relu_backward(T grad, T x, T a, bool negative_only) {
   if constexpr (K == Surrogate::relu) {
-    return x <= T(0) ? T(0) : grad;
+    return where(x <= T(0), T(0), grad);
   } else {
-    if (negative_only && x > T(0)) return grad;
-    return grad * surrogate_grad<K, T>(x, a);
+    const T scaled = grad * surrogate_grad<K, T>(x, a);
+    return negative_only ? where(x > T(0), grad, scaled) : scaled;
   }
 }
 
@@ -297,8 +385,8 @@ C10_HOST_DEVICE inline T relu_double_backward(T grad_grad, T grad, T x, T a, boo
   if constexpr (K == Surrogate::relu || K == Surrogate::leaky_relu) {
     return T(0);
   } else {
-    if (negative_only && x > T(0)) return T(0);
-    return grad_grad * grad * surrogate_grad2<K, T>(x, a);
+    const T value = grad_grad * grad * surrogate_grad2<K, T>(x, a);
+    return negative_only ? where(x > T(0), T(0), value) : value;
   }
 }
 

@@ -10,6 +10,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <initializer_list>
 #include <string>
 
 namespace sugar {
@@ -18,12 +19,30 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Whether any input needs a gradient. When none does (inference, no_grad, or the backward pass
+// itself, which autograd runs with grad mode off unless create_graph=True), the ops skip building
+// an autograd node: that node, not the kernel, is most of a small tensor's per-call cost.
+// Forward-mode AD (dual tensors) still goes through the Function, which reports it unsupported.
+bool needs_autograd(std::initializer_list<const at::Tensor*> inputs) {
+  if (!at::GradMode::is_enabled()) {
+    for (const at::Tensor* t : inputs) {
+      if (t->_fw_grad(/*level=*/0).defined()) return true;
+    }
+    return false;
+  }
+  for (const at::Tensor* t : inputs) {
+    if (t->requires_grad() || t->_fw_grad(/*level=*/0).defined()) return true;
+  }
+  return false;
+}
+
 // The non-tensor arguments, kept in ctx->saved_data between forward and backward.
 void save_surrogate_args(
     AutogradContext* ctx,
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
+  ctx->saved_data.reserve(3);  // one allocation instead of growing the table twice
   ctx->saved_data["surrogate"] = std::string(surrogate);
   ctx->saved_data["alpha"] = alpha;
   ctx->saved_data["negative_only"] = negative_only;
@@ -133,6 +152,10 @@ at::Tensor relu_autograd(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
+  if (!needs_autograd({&self})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return sugar::relu(self, surrogate, alpha, negative_only);
+  }
   return ReluFunction::apply(self, surrogate, alpha, negative_only)[0];
 }
 
@@ -142,6 +165,10 @@ at::Tensor relu_backward_autograd(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
+  if (!needs_autograd({&grad_output, &self})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return sugar::relu_backward(grad_output, self, surrogate, alpha, negative_only);
+  }
   return ReluBackwardFunction::apply(grad_output, self, surrogate, alpha, negative_only)[0];
 }
 
@@ -152,6 +179,10 @@ at::Tensor relu_double_backward_autograd(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
+  if (!needs_autograd({&grad_grad, &grad_output, &self})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return sugar::_relu_double_backward(grad_grad, grad_output, self, surrogate, alpha, negative_only);
+  }
   return ReluDoubleBackwardFunction::apply(
       grad_grad, grad_output, self, surrogate, alpha, negative_only)[0];
 }

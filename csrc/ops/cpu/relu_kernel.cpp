@@ -1,16 +1,58 @@
 // CPU kernels of sugar::relu, sugar::relu_backward and sugar::_relu_double_backward.
+// Contiguous float32/bfloat16/float16 runs of relu and relu_backward go to the vectorized kernel
+// table chosen for this CPU (kernels.h); everything else runs the scalar loops of loops.h.
 #include "../relu.h"
 #include "../surrogate_math.h"
+#include "grad_table.h"
+#include "kernels.h"
 #include "loops.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/TensorIterator.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
+#include <memory>
+#include <type_traits>
+
 namespace sugar {
 namespace {
+
+static_assert(math::kNumSurrogates == cpu::kTableSurrogates, "kernels.h: kTableSurrogates is stale");
+
+// at::empty_like(self), without the two trips through the dispatcher when self is a plain
+// contiguous tensor (the usual case, where they are a good part of a small tensor's per-call
+// cost). Same result: empty_like keeps a dense input's strides, here the contiguous ones.
+at::Tensor empty_like_fast(const at::Tensor& self) {
+  if (self.layout() == at::kStrided) {
+    const auto sizes = self.sizes();
+    const auto strides = self.strides();
+    int64_t expected = 1;
+    bool contiguous = true;
+    for (int64_t d = self.dim() - 1; d >= 0 && contiguous; --d) {
+      contiguous = strides[d] == expected;
+      expected *= sizes[d];
+    }
+    if (contiguous) return at::detail::empty_cpu(sizes, self.scalar_type());
+  }
+  return at::empty_like(self);
+}
+
+// Where a dtype's kernels sit in a KernelTable; -1 for float64 (scalar loops only).
+template <typename scalar_t>
+constexpr int storage_index() {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return cpu::kStoreFloat;
+  } else if constexpr (std::is_same_v<scalar_t, at::BFloat16>) {
+    return cpu::kStoreBFloat16;
+  } else if constexpr (std::is_same_v<scalar_t, at::Half>) {
+    return cpu::kStoreHalf;
+  } else {
+    return -1;
+  }
+}
 
 at::Tensor relu_cpu(
     const at::Tensor& self,
@@ -20,12 +62,22 @@ at::Tensor relu_cpu(
   check_floating(kReluName, "self", self);
   // The forward pass does not use the surrogate, but a bad one must fail here, not in backward.
   parse_surrogate(kReluName, surrogate, alpha, negative_only);
-  at::Tensor out = at::empty_like(self);
+  const cpu::KernelTable* table = cpu::active_kernel_table();
+  at::Tensor out = empty_like_fast(self);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(self).build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
-    cpu::elementwise<scalar_t, 1>(iter, [](scalar_t x) -> scalar_t {
-      return math::relu_forward<scalar_t>(x);
-    });
+    constexpr int storage = storage_index<scalar_t>();
+    const cpu::ForwardFn vec_fn = (table && storage >= 0) ? table->forward[storage] : nullptr;
+    cpu::elementwise<scalar_t, 1>(
+        iter,
+        [](scalar_t x) -> scalar_t {
+          return math::relu_forward<scalar_t>(x);
+        },
+        [vec_fn](char** data, int64_t n) {
+          if (vec_fn == nullptr) return false;
+          vec_fn(n, data[0], data[1]);
+          return true;
+        });
   });
   return out;
 }
@@ -39,7 +91,8 @@ at::Tensor relu_backward_cpu(
   check_floating(kReluBackwardName, "self", self);
   check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
   const SurrogateSpec spec = parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
-  at::Tensor out = at::empty_like(self);
+  const cpu::KernelTable* table = cpu::active_kernel_table();
+  at::Tensor out = empty_like_fast(self);
   auto iter = at::TensorIteratorConfig()
                   .add_output(out)
                   .add_const_input(grad_output)
@@ -49,11 +102,43 @@ at::Tensor relu_backward_cpu(
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);
     const bool neg = spec.negative_only;
+    constexpr int storage = storage_index<scalar_t>();
+    const cpu::BackwardFn vec_fn = (table && storage >= 0)
+        ? table->backward[storage][static_cast<int>(spec.kind)][neg ? 1 : 0]
+        : nullptr;
+    const float vec_alpha = static_cast<float>(spec.alpha);
+    // Large 16-bit tensors: d(x) from a table of all 65536 inputs (kernels.h, grad_table.h).
+    std::shared_ptr<const float[]> lut;
+    cpu::BackwardLutFn lut_fn = nullptr;
+    if (table && storage >= 0 && sizeof(scalar_t) == 2 && iter.numel() >= cpu::kGradTableMinElements) {
+      lut = cpu::grad_table(*table, storage, static_cast<int>(spec.kind), vec_alpha, neg);
+      if (lut) lut_fn = table->backward_lut[storage];
+    }
+    auto vector_kernel = [vec_fn, vec_alpha, lut_fn, lut_data = lut.get()](char** data, int64_t n) {
+      if (lut_fn != nullptr) {
+        lut_fn(n, data[0], data[1], data[2], lut_data);
+        return true;
+      }
+      if (vec_fn == nullptr) return false;
+      vec_fn(n, data[0], data[1], data[2], vec_alpha);
+      return true;
+    };
     SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
-      cpu::elementwise<scalar_t, 2>(iter, [a, neg](scalar_t g, scalar_t x) -> scalar_t {
-        return static_cast<scalar_t>(math::relu_backward<kSurrogate, opmath_t>(
-            static_cast<opmath_t>(g), static_cast<opmath_t>(x), a, neg));
-      });
+      // negative_only as a template argument, so the scalar loop has no test per element.
+      auto run = [&](auto negative_only) {
+        cpu::elementwise<scalar_t, 2>(
+            iter,
+            [a](scalar_t g, scalar_t x) -> scalar_t {
+              return static_cast<scalar_t>(math::relu_backward<kSurrogate, opmath_t>(
+                  static_cast<opmath_t>(g), static_cast<opmath_t>(x), a, decltype(negative_only)::value));
+            },
+            vector_kernel);
+      };
+      if (neg) {
+        run(std::true_type{});
+      } else {
+        run(std::false_type{});
+      }
     });
   });
   return out;
