@@ -61,7 +61,9 @@ def test_third_order_says_not_implemented(device):
         torch.autograd.grad(g2.sum(), x)
 
 
-@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float64, 1e-13, 1e-15), (torch.float32, 1e-6, 1e-7)])
+# float32: the FGI form itself rounds sigma * (1 - sigma) with cancellation (about 1e-6 relative
+# error near x = 15), so the two float32 results agree to that, not to the last bit.
+@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float64, 1e-13, 1e-15), (torch.float32, 1e-5, 1e-7)])
 def test_bsilu_equals_seed_fgi_form(device, dtype, rtol, atol):
     x = (torch.randn(4096, dtype=torch.float64) * 5).to(dtype).to(device)
     x[:6] = torch.tensor([0.0, 1e-4, -1e-4, 20.0, -20.0, -60.0])

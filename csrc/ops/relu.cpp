@@ -19,6 +19,9 @@ TORCH_LIBRARY(sugar, m) {
   m.def(
       "_relu_double_backward(Tensor grad_grad, Tensor grad_output, Tensor self, str surrogate, "
       "float? alpha, bool negative_only) -> Tensor");
+  // Private: which CPU kernels run ("default", "avx2" or "avx512"; SUGAR_CPU_CAPABILITY forces
+  // one); for tests, benchmarks and build_info().
+  m.def("_cpu_capability() -> str", &sugar::cpu::cpu_capability_name);
 }
 
 namespace sugar {

@@ -6,6 +6,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
+
 namespace sugar {
 
 // The op names used in error messages.
@@ -32,5 +34,11 @@ at::Tensor _relu_double_backward(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only);
+
+namespace cpu {
+// "default", "avx2" or "avx512": the CPU kernels in use (the private op sugar::_cpu_capability);
+// defined in cpu/capability.cpp.
+std::string cpu_capability_name();
+}  // namespace cpu
 
 }  // namespace sugar

@@ -32,6 +32,10 @@ def _check_args(fn: str, surrogate, alpha, negative_only) -> None:
                         f" ({negative_only!r})")
 
 
+# The ops' overloads, looked up once (cheaper per call than torch.ops.sugar.relu(...)).
+_RELU = torch.ops.sugar.relu.default
+_RELU_BACKWARD = torch.ops.sugar.relu_backward.default
+
 # Whether this build has the CUDA kernels; a plain bool so torch.compile reads it as a constant.
 _CUDA_COMPILED = bool(_C.cuda_compiled)
 
@@ -67,11 +71,17 @@ def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = Non
         negative_only: use the surrogate's derivative only where x <= 0 and pass the gradient
             through unchanged where x > 0.
     """
+    # The common case costs three type tests; anything else gets the full checks (and ints for
+    # alpha become floats). Per-call overhead matters here: activations run on small tensors too.
+    if not (type(surrogate) is str and type(negative_only) is bool
+            and (alpha is None or type(alpha) is float)):
+        _check_args("torch_sugar.relu", surrogate, alpha, negative_only)
+        alpha = None if alpha is None else float(alpha)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"torch_sugar.relu: x must be a torch.Tensor, got {type(x).__name__}")
-    _check_args("torch_sugar.relu", surrogate, alpha, negative_only)
-    _check_cuda_built("torch_sugar.relu", x)
-    return torch.ops.sugar.relu(x, surrogate, None if alpha is None else float(alpha), negative_only)
+    if not _CUDA_COMPILED:
+        _check_cuda_built("torch_sugar.relu", x)
+    return _RELU(x, surrogate, alpha, negative_only)
 
 
 def relu_backward(grad_output: torch.Tensor, x: torch.Tensor, surrogate: str = "bsilu",
@@ -79,8 +89,8 @@ def relu_backward(grad_output: torch.Tensor, x: torch.Tensor, surrogate: str = "
     """``grad_output * d(x)``: the gradient :func:`relu` uses, as a differentiable op."""
     _check_args("torch_sugar.relu_backward", surrogate, alpha, negative_only)
     _check_cuda_built("torch_sugar.relu_backward", grad_output, x)
-    return torch.ops.sugar.relu_backward(grad_output, x, surrogate,
-                                         None if alpha is None else float(alpha), negative_only)
+    return _RELU_BACKWARD(grad_output, x, surrogate, None if alpha is None else float(alpha),
+                          negative_only)
 
 
 def validate(surrogate: str, alpha: Optional[float] = None, negative_only: bool = False,
@@ -103,4 +113,13 @@ def build_info() -> dict:
         # TORCH_CUDA_ARCH_LIST the CUDA kernels were compiled for (None in a CPU-only build).
         "cuda_arch_list": _C.cuda_arch_list,
         "kernels": {key: bool(has("sugar::relu", key)) for key in ("CPU", "CUDA", "Meta", "Autograd")},
+        # The CPU kernels in use: "default", "avx2" or "avx512" (SUGAR_CPU_CAPABILITY forces one).
+        "cpu_capability": _cpu_capability_or_error(),
     }
+
+
+def _cpu_capability_or_error() -> str:
+    try:
+        return torch.ops.sugar._cpu_capability()
+    except (RuntimeError, ValueError) as exc:  # a bad SUGAR_CPU_CAPABILITY: report, don't raise
+        return f"error: {str(exc).splitlines()[0]}"

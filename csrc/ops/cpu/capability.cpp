@@ -4,6 +4,7 @@
 // Compiled for the baseline target like the rest of the library: this file only asks the CPU
 // what it can do, and calls into an ISA translation unit only after the answer was yes.
 #include "kernels.h"
+#include "../relu.h"
 
 #include <c10/util/Exception.h>
 #include <torch/library.h>
@@ -113,11 +114,11 @@ const Choice& the_choice() {
   return choice;
 }
 
-std::string cpu_capability_op() {
+}  // namespace
+
+std::string cpu_capability_name() {
   return capability_name(active_capability());
 }
-
-}  // namespace
 
 const KernelTable* active_kernel_table() {
   return the_choice().table;
@@ -129,8 +130,3 @@ Capability active_capability() {
 
 }  // namespace cpu
 }  // namespace sugar
-
-// Private: which CPU kernels run ("default", "avx2" or "avx512"); for tests and benchmarks.
-TORCH_LIBRARY_FRAGMENT(sugar, m) {
-  m.def("_cpu_capability() -> str", &sugar::cpu::cpu_capability_op);
-}

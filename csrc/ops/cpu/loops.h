@@ -1,13 +1,13 @@
-// Elementwise loops over a TensorIterator for the CPU kernels: a contiguous fast path (the
-// active vectorized kernel of kernels.h when there is one, else plain pointer loops) and a
-// strided path, parallel via TensorIterator's for_each (at::parallel_for over chunks of at
-// least `grain` elements, so small tensors stay on one thread: below 32768 elements no thread
-// pool is involved at all).
+// Elementwise loops for the CPU kernels: a contiguous fast path (the active vectorized kernel of
+// kernels.h when there is one, else plain pointer loops) and a strided path through a
+// TensorIterator, both parallel via at::parallel_for over chunks of at least `grain` elements, so
+// small tensors stay on one thread: below 32768 elements no thread pool is involved at all.
 #pragma once
 
 #include <ATen/TensorIterator.h>
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <cstdint>
 
 namespace sugar {
@@ -20,19 +20,15 @@ struct NoVectorKernel {
   }
 };
 
-// out[i] = op(in0[i], ..., in{N-1}[i]), every operand of type T. Operand 0 of `iter` is the
-// output, operands 1..N its inputs, as TensorIterator orders them. `vector_kernel(data, n)`
-// handles a contiguous run of n elements and returns true, or returns false to leave it to the
-// scalar loop.
-template <typename T, int N, typename Op, typename VectorKernel = NoVectorKernel>
-void elementwise(
-    at::TensorIteratorBase& iter,
-    const Op& op,
-    const VectorKernel& vector_kernel = VectorKernel(),
-    int64_t grain = at::internal::GRAIN_SIZE) {
-  static_assert(N >= 1 && N <= 3, "1 to 3 inputs");
-  iter.for_each(
-      [&op, &vector_kernel](char** data, const int64_t* strides, int64_t n) {
+// The loop body over one run of n elements: `data` holds the output and N input pointers,
+// `strides` their byte strides. Contiguous runs go to `vector_kernel(data, n)` first, which
+// returns true when it handled them (false leaves them to the scalar loop).
+template <typename T, int N, typename Op, typename VectorKernel>
+struct RunLoop {
+  const Op& op;
+  const VectorKernel& vector_kernel;
+
+  void operator()(char** data, const int64_t* strides, int64_t n) const {
         bool contiguous = true;
         for (int k = 0; k <= N; ++k) contiguous = contiguous && strides[k] == int64_t(sizeof(T));
         T* out = reinterpret_cast<T*>(data[0]);
@@ -67,8 +63,48 @@ void elementwise(
                     *reinterpret_cast<const T*>(pc + i * strides[3]));
           }
         }
-      },
-      grain);
+  }
+};
+
+// out[i] = op(inputs[0][i], ..., inputs[N-1][i]), every operand of type T and out's shape (the
+// caller allocated out as empty_like of an input and checked the others).
+//
+// When out is non-overlapping and dense and every input has its strides (contiguous,
+// channels_last, any permutation: the usual case), element i of every operand sits at the same
+// offset from its data pointer, so the work is one flat array split by at::parallel_for, with no
+// TensorIterator to build: that build is a good part of a small tensor's per-call cost. Anything
+// else goes through a TensorIterator (coalesced dimensions, strided loops).
+template <typename T, int N, typename Op, typename VectorKernel = NoVectorKernel>
+void elementwise(
+    const at::Tensor& out,
+    const std::array<at::Tensor, N>& inputs,
+    const Op& op,
+    const VectorKernel& vector_kernel = VectorKernel(),
+    int64_t grain = at::internal::GRAIN_SIZE) {
+  static_assert(N >= 1 && N <= 3, "1 to 3 inputs");
+  const RunLoop<T, N, Op, VectorKernel> run{op, vector_kernel};
+  const int64_t numel = out.numel();
+  if (numel == 0) return;
+  bool flat = out.is_non_overlapping_and_dense();
+  for (const auto& t : inputs) flat = flat && t.strides() == out.strides();
+  if (flat) {
+    char* base[N + 1];
+    base[0] = static_cast<char*>(out.data_ptr());
+    for (int k = 0; k < N; ++k) base[k + 1] = static_cast<char*>(const_cast<void*>(inputs[k].const_data_ptr()));
+    int64_t strides[N + 1];
+    for (int k = 0; k <= N; ++k) strides[k] = int64_t(sizeof(T));
+    at::parallel_for(0, numel, grain, [&](int64_t begin, int64_t end) {
+      char* data[N + 1];
+      for (int k = 0; k <= N; ++k) data[k] = base[k] + begin * int64_t(sizeof(T));
+      run(data, strides, end - begin);
+    });
+    return;
+  }
+  at::TensorIteratorConfig config;
+  config.add_output(out);
+  for (const auto& t : inputs) config.add_const_input(t);
+  auto iter = config.build();
+  iter.for_each(run, grain);
 }
 
 }  // namespace cpu

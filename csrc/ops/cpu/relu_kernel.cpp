@@ -64,12 +64,11 @@ at::Tensor relu_cpu(
   parse_surrogate(kReluName, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
   at::Tensor out = empty_like_fast(self);
-  auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(self).build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
     constexpr int storage = storage_index<scalar_t>();
     const cpu::ForwardFn vec_fn = (table && storage >= 0) ? table->forward[storage] : nullptr;
     cpu::elementwise<scalar_t, 1>(
-        iter,
+        out, {self},
         [](scalar_t x) -> scalar_t {
           return math::relu_forward<scalar_t>(x);
         },
@@ -93,11 +92,6 @@ at::Tensor relu_backward_cpu(
   const SurrogateSpec spec = parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
   at::Tensor out = empty_like_fast(self);
-  auto iter = at::TensorIteratorConfig()
-                  .add_output(out)
-                  .add_const_input(grad_output)
-                  .add_const_input(self)
-                  .build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);
@@ -110,7 +104,7 @@ at::Tensor relu_backward_cpu(
     // Large 16-bit tensors: d(x) from a table of all 65536 inputs (kernels.h, grad_table.h).
     std::shared_ptr<const float[]> lut;
     cpu::BackwardLutFn lut_fn = nullptr;
-    if (table && storage >= 0 && sizeof(scalar_t) == 2 && iter.numel() >= cpu::kGradTableMinElements) {
+    if (table && storage >= 0 && sizeof(scalar_t) == 2 && self.numel() >= cpu::kGradTableMinElements) {
       lut = cpu::grad_table(*table, storage, static_cast<int>(spec.kind), vec_alpha, neg);
       if (lut) lut_fn = table->backward_lut[storage];
     }
@@ -127,7 +121,7 @@ at::Tensor relu_backward_cpu(
       // negative_only as a template argument, so the scalar loop has no test per element.
       auto run = [&](auto negative_only) {
         cpu::elementwise<scalar_t, 2>(
-            iter,
+            out, {grad_output, self},
             [a](scalar_t g, scalar_t x) -> scalar_t {
               return static_cast<scalar_t>(math::relu_backward<kSurrogate, opmath_t>(
                   static_cast<opmath_t>(g), static_cast<opmath_t>(x), a, decltype(negative_only)::value));
@@ -156,19 +150,13 @@ at::Tensor relu_double_backward_cpu(
   check_like(kReluDoubleBackwardName, "grad_grad", grad_grad, "self", self);
   const SurrogateSpec spec =
       parse_surrogate(kReluDoubleBackwardName, surrogate, alpha, negative_only);
-  at::Tensor out = at::empty_like(self);
-  auto iter = at::TensorIteratorConfig()
-                  .add_output(out)
-                  .add_const_input(grad_grad)
-                  .add_const_input(grad_output)
-                  .add_const_input(self)
-                  .build();
+  at::Tensor out = empty_like_fast(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);
     const bool neg = spec.negative_only;
     SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
-      cpu::elementwise<scalar_t, 3>(iter, [a, neg](scalar_t gg, scalar_t g, scalar_t x) -> scalar_t {
+      cpu::elementwise<scalar_t, 3>(out, {grad_grad, grad_output, self}, [a, neg](scalar_t gg, scalar_t g, scalar_t x) -> scalar_t {
         return static_cast<scalar_t>(math::relu_double_backward<kSurrogate, opmath_t>(
             static_cast<opmath_t>(gg), static_cast<opmath_t>(g), static_cast<opmath_t>(x), a, neg));
       });
