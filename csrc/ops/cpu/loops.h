@@ -1,7 +1,7 @@
 // Elementwise loops for the CPU kernels: a contiguous fast path (the active vectorized kernel of
-// kernels.h when there is one, else plain pointer loops) and a strided path through a
-// TensorIterator, both parallel via at::parallel_for over chunks of at least `grain` elements, so
-// small tensors stay on one thread: below 32768 elements no thread pool is involved at all.
+// kernels.h when there is one, else plain pointer loops) and a strided path, parallel through
+// TensorIterator::for_each over chunks of at least `grain` elements, so small tensors stay on one
+// thread: below 32768 elements no thread pool is involved at all.
 #pragma once
 
 #include <ATen/TensorIterator.h>
@@ -69,11 +69,13 @@ struct RunLoop {
 // out[i] = op(inputs[0][i], ..., inputs[N-1][i]), every operand of type T and out's shape (the
 // caller allocated out as empty_like of an input and checked the others).
 //
-// When out is non-overlapping and dense and every input has its strides (contiguous,
-// channels_last, any permutation: the usual case), element i of every operand sits at the same
-// offset from its data pointer, so the work is one flat array split by at::parallel_for, with no
-// TensorIterator to build: that build is a good part of a small tensor's per-call cost. Anything
-// else goes through a TensorIterator (coalesced dimensions, strided loops).
+// Small dense tensors (out non-overlapping and dense, every input with its strides: contiguous,
+// channels_last, any permutation) skip the TensorIterator: element i of every operand sits at the
+// same offset from its data pointer, so the work is one flat run on this thread, and building the
+// iterator would be a good part of the per-call cost. Tensors of `grain` elements or more, and
+// every strided case, go through TensorIterator::for_each, which splits the work over threads.
+// (Not at::parallel_for here: ATen's OpenMP backend is inline code under `#pragma omp`, so in an
+// extension compiled without -fopenmp it would run serially; for_each runs inside libtorch.)
 template <typename T, int N, typename Op, typename VectorKernel = NoVectorKernel>
 void elementwise(
     const at::Tensor& out,
@@ -85,20 +87,20 @@ void elementwise(
   const RunLoop<T, N, Op, VectorKernel> run{op, vector_kernel};
   const int64_t numel = out.numel();
   if (numel == 0) return;
-  bool flat = out.is_non_overlapping_and_dense();
-  for (const auto& t : inputs) flat = flat && t.strides() == out.strides();
-  if (flat) {
-    char* base[N + 1];
-    base[0] = static_cast<char*>(out.data_ptr());
-    for (int k = 0; k < N; ++k) base[k + 1] = static_cast<char*>(const_cast<void*>(inputs[k].const_data_ptr()));
-    int64_t strides[N + 1];
-    for (int k = 0; k <= N; ++k) strides[k] = int64_t(sizeof(T));
-    at::parallel_for(0, numel, grain, [&](int64_t begin, int64_t end) {
+  if (numel < grain) {
+    bool flat = out.is_non_overlapping_and_dense();
+    for (const auto& t : inputs) flat = flat && t.strides() == out.strides();
+    if (flat) {
       char* data[N + 1];
-      for (int k = 0; k <= N; ++k) data[k] = base[k] + begin * int64_t(sizeof(T));
-      run(data, strides, end - begin);
-    });
-    return;
+      data[0] = static_cast<char*>(out.data_ptr());
+      for (int k = 0; k < N; ++k) {
+        data[k + 1] = static_cast<char*>(const_cast<void*>(inputs[k].const_data_ptr()));
+      }
+      int64_t strides[N + 1];
+      for (int k = 0; k <= N; ++k) strides[k] = int64_t(sizeof(T));
+      run(data, strides, numel);
+      return;
+    }
   }
   at::TensorIteratorConfig config;
   config.add_output(out);
