@@ -62,6 +62,40 @@ void check_like(
       " has shape ", ref.sym_sizes());
 }
 
+SurrogateSpec check_relu_args(
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only) {
+  check_floating(kReluName, "self", self);
+  // The forward pass does not use the surrogate, but a bad one must fail here, not in backward.
+  return parse_surrogate(kReluName, surrogate, alpha, negative_only);
+}
+
+SurrogateSpec check_relu_backward_args(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only) {
+  check_floating(kReluBackwardName, "self", self);
+  check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
+  return parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
+}
+
+SurrogateSpec check_relu_double_backward_args(
+    const at::Tensor& grad_grad,
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only) {
+  check_floating(kReluDoubleBackwardName, "self", self);
+  check_like(kReluDoubleBackwardName, "grad_output", grad_output, "self", self);
+  check_like(kReluDoubleBackwardName, "grad_grad", grad_grad, "self", self);
+  return parse_surrogate(kReluDoubleBackwardName, surrogate, alpha, negative_only);
+}
+
 at::Tensor relu(
     const at::Tensor& self,
     c10::string_view surrogate,

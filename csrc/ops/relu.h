@@ -26,6 +26,27 @@ void check_like(
     const char* ref_arg,
     const at::Tensor& ref);
 
+// Every backend's (CPU, CUDA, Meta) argument checks of the three ops, in one place: dtypes,
+// shapes and devices, the surrogate name and alpha. Each returns the validated surrogate.
+SurrogateSpec check_relu_args(
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only);
+SurrogateSpec check_relu_backward_args(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only);
+SurrogateSpec check_relu_double_backward_args(
+    const at::Tensor& grad_grad,
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    c10::string_view surrogate,
+    std::optional<double> alpha,
+    bool negative_only);
+
 // grad_grad * grad_output * s''(self): the self-part of relu_backward's own backward.
 at::Tensor _relu_double_backward(
     const at::Tensor& grad_grad,

@@ -59,9 +59,7 @@ at::Tensor relu_cpu(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluName, "self", self);
-  // The forward pass does not use the surrogate, but a bad one must fail here, not in backward.
-  parse_surrogate(kReluName, surrogate, alpha, negative_only);
+  check_relu_args(self, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
   at::Tensor out = empty_like_fast(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
@@ -87,9 +85,8 @@ at::Tensor relu_backward_cpu(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluBackwardName, "self", self);
-  check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
-  const SurrogateSpec spec = parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
+  const SurrogateSpec spec =
+      check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
   at::Tensor out = empty_like_fast(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cpu", [&] {
@@ -145,11 +142,8 @@ at::Tensor relu_double_backward_cpu(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluDoubleBackwardName, "self", self);
-  check_like(kReluDoubleBackwardName, "grad_output", grad_output, "self", self);
-  check_like(kReluDoubleBackwardName, "grad_grad", grad_grad, "self", self);
-  const SurrogateSpec spec =
-      parse_surrogate(kReluDoubleBackwardName, surrogate, alpha, negative_only);
+  const SurrogateSpec spec = check_relu_double_backward_args(
+      grad_grad, grad_output, self, surrogate, alpha, negative_only);
   at::Tensor out = empty_like_fast(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;

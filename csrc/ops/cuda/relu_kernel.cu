@@ -57,9 +57,7 @@ at::Tensor relu_cuda(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluName, "self", self);
-  // The forward pass does not use the surrogate, but a bad one must fail here, not in backward.
-  parse_surrogate(kReluName, surrogate, alpha, negative_only);
+  check_relu_args(self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
   at::Tensor out = at::empty_like(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cuda", [&] {
@@ -74,9 +72,8 @@ at::Tensor relu_backward_cuda(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluBackwardName, "self", self);
-  check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
-  const SurrogateSpec spec = parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
+  const SurrogateSpec spec =
+      check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
   at::Tensor out = at::empty_like(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cuda", [&] {
@@ -97,11 +94,8 @@ at::Tensor relu_double_backward_cuda(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluDoubleBackwardName, "self", self);
-  check_like(kReluDoubleBackwardName, "grad_output", grad_output, "self", self);
-  check_like(kReluDoubleBackwardName, "grad_grad", grad_grad, "self", self);
-  const SurrogateSpec spec =
-      parse_surrogate(kReluDoubleBackwardName, surrogate, alpha, negative_only);
+  const SurrogateSpec spec = check_relu_double_backward_args(
+      grad_grad, grad_output, self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
   at::Tensor out = at::empty_like(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cuda", [&] {

@@ -15,8 +15,7 @@ at::Tensor relu_meta(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluName, "self", self);
-  parse_surrogate(kReluName, surrogate, alpha, negative_only);
+  check_relu_args(self, surrogate, alpha, negative_only);
   return at::empty_like(self);
 }
 
@@ -26,9 +25,7 @@ at::Tensor relu_backward_meta(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluBackwardName, "self", self);
-  check_like(kReluBackwardName, "grad_output", grad_output, "self", self);
-  parse_surrogate(kReluBackwardName, surrogate, alpha, negative_only);
+  check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
   return at::empty_like(self);
 }
 
@@ -39,10 +36,7 @@ at::Tensor relu_double_backward_meta(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  check_floating(kReluDoubleBackwardName, "self", self);
-  check_like(kReluDoubleBackwardName, "grad_output", grad_output, "self", self);
-  check_like(kReluDoubleBackwardName, "grad_grad", grad_grad, "self", self);
-  parse_surrogate(kReluDoubleBackwardName, surrogate, alpha, negative_only);
+  check_relu_double_backward_args(grad_grad, grad_output, self, surrogate, alpha, negative_only);
   return at::empty_like(self);
 }
 
