@@ -6,6 +6,7 @@ CUDA is chosen by the environment variable SUGAR_CUDA:
   SUGAR_CUDA=0  CPU only
   unset         CUDA when torch was built with CUDA and nvcc is found, else CPU only
 TORCH_CUDA_ARCH_LIST overrides the default CUDA architectures (8.0;8.6;8.9;9.0+PTX).
+SUGAR_DEBUG=1 keeps debug information in the C++ objects (off by default: -g0).
 """
 import glob
 import os
@@ -84,7 +85,11 @@ WITH_CUDA = want_cuda()
 if WITH_CUDA and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
     os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;8.6;8.9;9.0+PTX"
 
+# -g0 overrides the -g in Python's own CFLAGS: debug info would triple the size of the libraries
+# (SUGAR_DEBUG=1 keeps it, for gdb and perf annotate).
 cxx_flags = ["-O3", "-fvisibility=hidden", f'-DTORCH_SUGAR_VERSION="{VERSION}"']
+if os.environ.get("SUGAR_DEBUG", "0") != "1":
+    cxx_flags.append("-g0")
 nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "--extended-lambda", f'-DTORCH_SUGAR_VERSION="{VERSION}"']
 if WITH_CUDA:
     cxx_flags.append("-DSUGAR_WITH_CUDA")
