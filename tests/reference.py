@@ -19,8 +19,22 @@ DEFAULT_ALPHA = {
     "gelu": None, "gelu_tanh": None, "silu": None, "swish": None, "mish": None,
 }
 SURROGATES = list(DEFAULT_ALPHA)
+# Every distinct surrogate once (no aliases): what tests parametrize over.
+CANONICAL_SURROGATES = [s for s in SURROGATES if s != "swish"]
+# Surrogates that take an alpha.
+ALPHA_SURROGATES = [s for s in SURROGATES if DEFAULT_ALPHA[s] is not None]
+# The dtypes the ops accept, by name (torch.<name>).
+DTYPE_NAMES = ["float32", "float64", "float16", "bfloat16"]
 # Surrogates whose d(x) jumps at x = 0 (finite differences must stay away from 0 for them).
 KINKED = {"relu", "nelu", "elu", "selu", "leaky_relu"}
+
+
+def bits(t):
+    """The raw bits of a tensor as integers, so comparisons see NaN payloads and the sign of zero."""
+    import torch
+
+    t = t.contiguous().view(-1)
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
 def _phi(x):
