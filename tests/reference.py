@@ -25,6 +25,17 @@ CANONICAL_SURROGATES = [s for s in SURROGATES if s != "swish"]
 ALPHA_SURROGATES = [s for s in SURROGATES if DEFAULT_ALPHA[s] is not None]
 # The dtypes the ops accept, by name (torch.<name>).
 DTYPE_NAMES = ["float32", "float64", "float16", "bfloat16"]
+# Tolerances (rtol, atol) of a backward against this float64 reference, by dtype name. Half types
+# are computed in float32 and rounded once, so they are within about one unit in the last place.
+TOLERANCES = {
+    "float64": (1e-12, 1e-14),
+    "float32": (2e-6, 1e-7),
+    "float16": (2e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+}
+# Inputs that probe the kinks, huge and tiny magnitudes (every sample set starts with them).
+SPECIAL_X = [0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0, 1.0, -1.0, 0.5, -0.5, 3.0, -3.0,
+             7.5, -7.5, 1e-30, -1e-30, 150.0, -150.0]
 # Surrogates whose d(x) jumps at x = 0 (finite differences must stay away from 0 for them).
 KINKED = {"relu", "nelu", "elu", "selu", "leaky_relu"}
 
