@@ -103,3 +103,147 @@ def test_export_round_trips(device):
     ops = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
     assert "sugar.relu.default" in ops, ops
     torch.testing.assert_close(exported.module()(x), model(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Inductor sees through the ops (their decompositions, torch_sugar/_decomp.py): no extern call,
+# the activation fused with its neighbours, no more saved than with nn.ReLU.
+
+from torch._inductor.utils import run_and_get_code  # noqa: E402
+
+from reference import DTYPE_NAMES, SURROGATES  # noqa: E402
+
+
+@pytest.fixture
+def fresh_compile(monkeypatch, tmp_path):
+    """No FX graph or inductor cache from an earlier run may answer for today's decompositions."""
+    monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def mlp(act):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), act(), torch.nn.Linear(32, 32), act(),
+                               torch.nn.Linear(32, 4))
+
+
+def cnn(act):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), act(),
+                               torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8), act(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+
+
+def train_step(model, x):
+    out = model(x)
+    out.square().mean().backward()
+    return out
+
+
+def saved_for_backward(model, x):
+    shapes = []
+
+    def pack(t):
+        shapes.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sorted(shapes)
+
+
+@pytest.mark.parametrize("make", [mlp, cnn], ids=["mlp", "cnn"])
+def test_inductor_fuses_sugar_and_saves_what_relu_saves(make, fresh_compile):
+    x = torch.randn(8, 16) if make is mlp else torch.randn(4, 3, 8, 8)
+    relu_model = torch.compile(make(torch.nn.ReLU), fullgraph=True)
+    sugar_model = torch.compile(make(lambda: torch_sugar.SugarReLU("bsilu")), fullgraph=True)
+    _, codes = run_and_get_code(train_step, sugar_model, x)
+    assert len(codes) == 2, "expected a forward and a backward kernel module"
+    for code in codes:
+        calls = [line for line in code.splitlines() if "sugar" in line and not line.lstrip().startswith("#")]
+        assert not calls, f"an extern call to a sugar op survived in the compiled code: {calls[:3]}"
+    # The surrogate's math was fused into a generated kernel of the backward.
+    assert "exp" in codes[1]
+    train_step(relu_model, x)
+    # No more saved than nn.ReLU's model saves (the partitioner may pick other tensors: in the CNN
+    # it keeps a per-channel statistic where nn.ReLU's keeps a feature map).
+    sugar_saved, relu_saved = saved_for_backward(sugar_model, x), saved_for_backward(relu_model, x)
+    numel = lambda shapes: sum(torch.Size(s).numel() for s in shapes)  # noqa: E731
+    assert len(sugar_saved) <= len(relu_saved) and numel(sugar_saved) <= numel(relu_saved), (sugar_saved, relu_saved)
+    # Inference: the same code as nn.ReLU's, the same numbers.
+    with torch.no_grad():
+        sugar_model.eval(), relu_model.eval()
+        torch.testing.assert_close(sugar_model(x), relu_model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype_name", DTYPE_NAMES)
+def test_inductor_gradients_equal_eager_every_surrogate_and_scope(dtype_name, fresh_compile):
+    """One compiled function applies every surrogate in both scopes to its own input."""
+    dtype = getattr(torch, dtype_name)
+    cases = [(s, neg) for s in SURROGATES for neg in (False, True)]
+    g = torch.Generator().manual_seed(0)
+    base = torch.cat([torch.tensor([0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0]),
+                      torch.randn(200, generator=g) * 4]).to(dtype)
+    weight = torch.randn(base.shape, generator=g).to(dtype)
+
+    def f(*xs):
+        return sum(((torch_sugar.relu(x, s, None, neg) * weight).sum() for x, (s, neg) in zip(xs, cases)))
+
+    def grads(fn):
+        xs = [base.clone().requires_grad_() for _ in cases]
+        fn(*xs).backward()
+        return [x.grad for x in xs]
+
+    eager = grads(f)
+    compiled = grads(torch.compile(f, fullgraph=True))
+    tol = {"float64": 1e-12, "float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3}[dtype_name]
+    for (s, neg), a, b in zip(cases, eager, compiled):
+        torch.testing.assert_close(b, a, rtol=tol, atol=tol, msg=lambda m: f"{s} negative_only={neg}: {m}")
+
+
+def test_compiled_bad_surrogate_still_raises(fresh_compile):
+    fn = torch.compile(lambda x: torch_sugar.relu(x, "bogus"), fullgraph=True)
+    with pytest.raises(Exception, match="unknown surrogate 'bogus'"):
+        fn(torch.randn(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.fx: SugarReLU stays a module (a leaf), so revert and DeadUnitMonitor work on the trace.
+
+def test_fx_symbolic_trace_keeps_sugar_relu_as_a_module():
+    model = torch_sugar.convert(mlp(torch.nn.ReLU), "gelu")
+    traced = torch.fx.symbolic_trace(model)
+    targets = [(n.op, n.target) for n in traced.graph.nodes if n.op in ("call_module", "call_function")]
+    assert ("call_module", "1") in targets and ("call_module", "3") in targets, targets
+    assert not any("sugar" in str(t) for _, t in targets), targets
+    x = torch.randn(32, 16)
+    assert torch.equal(traced(x), model(x))
+    # The monitor finds and hooks the two activations of the traced module.
+    with torch_sugar.DeadUnitMonitor(traced) as monitor, torch.no_grad():
+        traced(x)
+    assert [layer.name for layer in monitor.results().layers] == ["1", "3"]
+    assert monitor.results().units == 64
+    # revert swaps them for nn.ReLU in the GraphModule too; the code runs the new modules.
+    torch_sugar.revert(traced)
+    assert isinstance(traced.get_submodule("1"), torch.nn.ReLU)
+    xg = x.clone().requires_grad_()
+    traced(xg).sum().backward()
+    ref = x.clone().requires_grad_()
+    torch_sugar.revert(model)(ref).sum().backward()
+    torch.testing.assert_close(xg.grad, ref.grad)
+
+
+def test_fx_trace_of_the_function_records_the_op():
+    """torch_sugar.relu written in forward is code, not a module: the trace records the op."""
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return torch_sugar.relu(x, "nelu", 0.05)
+
+    traced = torch.fx.symbolic_trace(Net())
+    assert any(n.target is torch.ops.sugar.relu.default for n in traced.graph.nodes)
+    x = torch.randn(10)
+    assert torch.equal(traced(x), torch.relu(x))

@@ -55,6 +55,9 @@ _C = _load()
 from ._ops import build_info, relu, relu_backward, surrogates  # noqa: E402
 from .modules import SugarReLU, convert, revert  # noqa: E402
 from .monitor import DeadUnitMonitor  # noqa: E402
+from . import _pt2  # noqa: E402
+
+_pt2.register()  # vmap rules, decompositions for inductor and ONNX (see _pt2.py)
 
 __all__ = [
     "__version__",

@@ -20,8 +20,10 @@ def surrogates() -> List[Surrogate]:
     return [Surrogate(**row) for row in _C.surrogates()]
 
 
-def _check_args(fn: str, surrogate, alpha, negative_only) -> None:
-    """Python-level type checks, so a wrong type names the argument; values are checked in C++."""
+def _check_args(fn: str, surrogate, alpha, negative_only) -> Optional[float]:
+    """Python-level type checks, so a wrong type names the argument; values are checked in C++.
+
+    Returns alpha as a float (or None): an int alpha is a value like any other."""
     if not isinstance(surrogate, str):
         raise TypeError(f"{fn}: surrogate must be a str naming a surrogate, got {type(surrogate).__name__}"
                         f" ({surrogate!r})")
@@ -30,33 +32,33 @@ def _check_args(fn: str, surrogate, alpha, negative_only) -> None:
     if not isinstance(negative_only, bool):
         raise TypeError(f"{fn}: negative_only must be a bool, got {type(negative_only).__name__}"
                         f" ({negative_only!r})")
+    if alpha is None:
+        return None
+    try:
+        return float(alpha)
+    except OverflowError:
+        text = str(alpha)
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} digits)"
+        raise ValueError(f"{fn}: alpha must be a finite number, but got alpha={shown}, which is too "
+                         "large for a float (torch_sugar.surrogates() lists each surrogate's range)") from None
 
 
 # The ops' overloads, looked up once (cheaper per call than torch.ops.sugar.relu(...)).
 _RELU = torch.ops.sugar.relu.default
 _RELU_BACKWARD = torch.ops.sugar.relu_backward.default
+_relu_direct = _C.relu
+_is_compiling = torch.compiler.is_compiling
+_has_torch_function_unary = torch._C._has_torch_function_unary
 
-# Whether this build has the CUDA kernels; a plain bool so torch.compile reads it as a constant.
-_CUDA_COMPILED = bool(_C.cuda_compiled)
 
-
-def _check_cuda_built(fn: str, *tensors: torch.Tensor) -> None:
-    """In a CPU-only build, a CUDA tensor gets an error that says so and how to build with CUDA.
-
-    The C++ library says the same for calls that go through autograd (its AutogradCUDA kernels);
-    this covers the wrappers under torch.inference_mode too."""
-    if _CUDA_COMPILED:
-        return
-    for t in tensors:
-        if isinstance(t, torch.Tensor) and t.is_cuda:
-            raise NotImplementedError(
-                f"{fn}: got a tensor on {t.device}, but this build of torch-sugar has no CUDA kernels: "
-                "it was built CPU-only (SUGAR_CUDA=0, or a CPU-only torch, or no CUDA toolkit found at "
-                "build time). To run on the GPU, rebuild it with CUDA: with a CUDA build of torch and "
-                "the CUDA toolkit (nvcc) installed, run `SUGAR_CUDA=1 pip install --no-build-isolation "
-                "-e .` in the torch-sugar checkout (TORCH_CUDA_ARCH_LIST selects the GPU architectures; "
-                "see the README, \"Building with CUDA\"). torch_sugar.build_info() shows what this "
-                "build has.")
+def _relu_checked(fn: str, x, surrogate, alpha, negative_only) -> torch.Tensor:
+    """torch.ops.sugar.relu after the Python-level checks: what every path but the eager fast
+    path runs (torch.compile traces this call; __torch_function__ overrides, torch.fx proxies
+    included, see it)."""
+    alpha = _check_args(fn, surrogate, alpha, negative_only)
+    if not isinstance(x, torch.Tensor) and not _has_torch_function_unary(x):
+        raise TypeError(f"{fn}: x must be a torch.Tensor, got {type(x).__name__}")
+    return _RELU(x, surrogate, alpha, negative_only)
 
 
 def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = None,
@@ -70,36 +72,36 @@ def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = Non
         alpha: the surrogate's parameter (bsilu, nelu, elu, leaky_relu); None for its default.
         negative_only: use the surrogate's derivative only where x <= 0 and pass the gradient
             through unchanged where x > 0.
+
+    Forward-mode AD (``torch.func.jvp``, ``torch.autograd.forward_ad``) follows the FGI form: the
+    tangent of the output is ``tangent * s'(x)``, the same factor as backward.
     """
-    # The common case costs three type tests; anything else gets the full checks (and ints for
-    # alpha become floats). Per-call overhead matters here: activations run on small tensors too.
-    if not (type(surrogate) is str and type(negative_only) is bool
-            and (alpha is None or type(alpha) is float)):
-        _check_args("torch_sugar.relu", surrogate, alpha, negative_only)
-        alpha = None if alpha is None else float(alpha)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"torch_sugar.relu: x must be a torch.Tensor, got {type(x).__name__}")
-    if not _CUDA_COMPILED:
-        _check_cuda_built("torch_sugar.relu", x)
-    return _RELU(x, surrogate, alpha, negative_only)
+    # The eager fast path: a plain tensor and exactly-typed arguments go straight to the
+    # dispatcher (per-call cost matters: activations run on small tensors too). Anything else
+    # (an int alpha, a wrong type, a tensor subclass or mode with __torch_function__, a
+    # torch.fx proxy, tracing by torch.compile) takes the checked torch.ops path, whose errors
+    # name the argument.
+    if not _is_compiling() and not _has_torch_function_unary(x):
+        try:
+            return _relu_direct(x, surrogate, alpha, negative_only)
+        except TypeError:
+            pass
+    return _relu_checked("torch_sugar.relu", x, surrogate, alpha, negative_only)
 
 
 def relu_backward(grad_output: torch.Tensor, x: torch.Tensor, surrogate: str = "bsilu",
                   alpha: Optional[float] = None, negative_only: bool = False) -> torch.Tensor:
     """``grad_output * d(x)``: the gradient :func:`relu` uses, as a differentiable op."""
-    _check_args("torch_sugar.relu_backward", surrogate, alpha, negative_only)
-    _check_cuda_built("torch_sugar.relu_backward", grad_output, x)
-    return _RELU_BACKWARD(grad_output, x, surrogate, None if alpha is None else float(alpha),
-                          negative_only)
+    alpha = _check_args("torch_sugar.relu_backward", surrogate, alpha, negative_only)
+    return _RELU_BACKWARD(grad_output, x, surrogate, alpha, negative_only)
 
 
 def validate(surrogate: str, alpha: Optional[float] = None, negative_only: bool = False,
              fn: str = "torch_sugar") -> None:
     """Raises TypeError/ValueError unless the arguments are accepted by the ops."""
-    _check_args(fn, surrogate, alpha, negative_only)
+    alpha = _check_args(fn, surrogate, alpha, negative_only)
     # The C++ library is the one judge of names and alpha ranges: ask it on an empty tensor.
-    torch.ops.sugar.relu(torch.empty(0), surrogate, None if alpha is None else float(alpha),
-                         negative_only)
+    torch.ops.sugar.relu(torch.empty(0), surrogate, alpha, negative_only)
 
 
 def build_info() -> dict:
@@ -112,7 +114,9 @@ def build_info() -> dict:
         "cuda_compiled": bool(_C.cuda_compiled),
         # TORCH_CUDA_ARCH_LIST the CUDA kernels were compiled for (None in a CPU-only build).
         "cuda_arch_list": _C.cuda_arch_list,
-        "kernels": {key: bool(has("sugar::relu", key)) for key in ("CPU", "CUDA", "Meta", "Autograd")},
+        # (A CPU-only build registers error kernels for CUDA that say so: not kernels.)
+        "kernels": {key: bool(has("sugar::relu", key)) and (key != "CUDA" or bool(_C.cuda_compiled))
+                    for key in ("CPU", "CUDA", "Meta", "Autograd")},
         # The CPU kernels in use: "default", "avx2" or "avx512" (SUGAR_CPU_CAPABILITY forces one).
         "cpu_capability": _cpu_capability_or_error(),
     }

@@ -4,13 +4,16 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._ops import surrogates, validate
+from ._ops import _has_torch_function_unary, _is_compiling, _relu_checked, _relu_direct, surrogates, validate
 
 
 class SugarReLU(nn.Module):
     """ReLU in the forward pass, the derivative of a smooth surrogate in the backward pass.
 
-    A drop-in for ``nn.ReLU`` that ``torch.jit.script`` and ``torch.compile`` handle.
+    A drop-in for ``nn.ReLU`` that ``torch.jit.script``, ``torch.compile``, ``torch.export`` and
+    ``torch.fx`` handle. ``torch.fx.symbolic_trace`` keeps it as a module (a ``call_module`` node,
+    as it keeps ``nn.ReLU``), so :func:`revert` and :class:`DeadUnitMonitor` work on the traced
+    ``GraphModule`` as on the original model.
 
     Args:
         surrogate: surrogate name, see :func:`torch_sugar.surrogates` (default "bsilu").
@@ -31,7 +34,27 @@ class SugarReLU(nn.Module):
         self.negative_only = negative_only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.sugar.relu(x, self.surrogate, self.alpha, self.negative_only)
+        if torch.jit.is_scripting():
+            return torch.ops.sugar.relu(x, self.surrogate, self.alpha, self.negative_only)
+        else:
+            return self._forward_python(x)
+
+    @torch.jit.unused
+    def _forward_python(self, x: torch.Tensor) -> torch.Tensor:
+        # torch_sugar.relu's eager fast path (see _ops.relu), inlined: a module call is the most
+        # common way to call the op, and every function call shows at 1k elements.
+        if not _is_compiling() and not _has_torch_function_unary(x):
+            try:
+                return _relu_direct(x, self.surrogate, self.alpha, self.negative_only)
+            except TypeError:
+                pass
+        if isinstance(x, torch.fx.Proxy):
+            # Under torch.fx.symbolic_trace, record this module as a leaf: a call_module node,
+            # not the op it calls, so the traced GraphModule still has the module to revert or
+            # hook. (The default tracer only treats torch.nn's own modules as leaves.)
+            tracer = x.tracer
+            return tracer.create_proxy("call_module", tracer.path_of_module(self), (x,), {})
+        return _relu_checked("SugarReLU", x, self.surrogate, self.alpha, self.negative_only)
 
     def extra_repr(self) -> str:
         if self.alpha is None:

@@ -1,18 +1,16 @@
-// CPU-only builds: a clear error for CUDA tensors.
+// CPU-only builds: a clear error for CUDA tensors, the one place that says so.
 //
 // Without CUDA kernels the dispatcher's own message ("Could not run 'sugar::relu' with arguments
 // from the 'CUDA' backend ...") does not say that this build simply lacks them, nor how to get
-// them. Registering an erroring kernel under the CUDA key would make the build look CUDA-capable
-// (torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA") would be true), so the check sits
-// one level up, under AutogradCUDA, which every call with CUDA tensors passes through unless
-// autograd is bypassed (torch.inference_mode, or a caller already below autograd); those calls
-// still get the dispatcher's message. The AutogradCUDA kernels take precedence over the generic
-// Autograd kernels (autograd/relu_kernel.cpp) for CUDA tensors only; CPU calls are unaffected.
+// them. These kernels are registered for the CUDA key itself, so every caller meets them: eager
+// Python with or without autograd (torch.inference_mode skips the autograd keys), TorchScript
+// and C++ programs. Whether a build really has CUDA kernels is build_info()["cuda_compiled"]
+// (torch_sugar._C.cuda_compiled), not the dispatcher's table.
 //
 // Builds with CUDA kernels (SUGAR_WITH_CUDA) compile this file to nothing.
 #ifndef SUGAR_WITH_CUDA
 
-#include "../relu.h"
+#include "relu.h"
 
 #include <c10/util/Exception.h>
 #include <c10/util/StringUtil.h>
@@ -74,7 +72,7 @@ at::Tensor relu_double_backward_no_cuda(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sugar, AutogradCUDA, m) {
+TORCH_LIBRARY_IMPL(sugar, CUDA, m) {
   m.impl("relu", &relu_no_cuda);
   m.impl("relu_backward", &relu_backward_no_cuda);
   m.impl("_relu_double_backward", &relu_double_backward_no_cuda);
