@@ -43,12 +43,15 @@ test: test-python
 demo: build
 	$(VENV)/bin/torch-sugar compare
 
-# Benchmark of the ops against torch.relu and the FGI form (README, "Benchmarks"); pass options
-# with BENCH_ARGS, e.g. make bench BENCH_ARGS="--threads 2 --sizes 24 --dtypes float32".
+# Benchmarks (README, "Benchmarks"): the ops against torch.relu and the FGI form, then whole
+# models eager and compiled plus the per-call table. Pass options with BENCH_ARGS (bench_ops.py)
+# and BENCH_MODELS_ARGS (bench_models.py), e.g. make bench BENCH_ARGS="--threads 2 --sizes 24".
 BENCH_ARGS ?=
+BENCH_MODELS_ARGS ?=
 .PHONY: bench
 bench: build
 	$(VPY) benchmarks/bench_ops.py --json benchmarks/results/bench_ops.json $(BENCH_ARGS)
+	$(VPY) benchmarks/bench_models.py --json benchmarks/results/bench_models.json $(BENCH_MODELS_ARGS)
 
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info
