@@ -74,7 +74,9 @@ PYBIND11_MODULE(_C, m) {
       },
       "The surrogate table of the C++ library, one dict per accepted name.");
   m.def(
+      // noconvert: exactly a float (or None) and a bool; an int alpha, or 1 for negative_only,
+      // raises TypeError here and takes the Python wrapper's checked path.
       "relu", &relu_direct, pybind11::arg("self"), pybind11::arg("surrogate"),
-      pybind11::arg("alpha"), pybind11::arg("negative_only"),
+      pybind11::arg("alpha").noconvert().none(true), pybind11::arg("negative_only").noconvert(),
       "sugar::relu through the dispatcher, unboxed (torch_sugar.relu's eager fast path).");
 }
