@@ -424,7 +424,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"device, {', '.join(raw.feature_names)}, {raw.target_name}")
         return 0
 
-    from .experiments.compare import run
+    try:
+        from .experiments.compare import run
+    except ImportError as exc:
+        print(f"{PROG} compare: error: needs {exc.name or exc}: pip install scikit-learn scipy "
+              "(or pip install 'torch-sugar[experiments]')", file=sys.stderr)
+        return 2
     args.argv = argv
     try:
         _check_compare_args(args)

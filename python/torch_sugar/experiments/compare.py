@@ -120,8 +120,7 @@ def _run(args) -> int:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
     factory = None
     if args.model_fn is not None:
-        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes,
-                                       any(s.kind != "relu" for s in specs), data.train.x[:2])
+        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.train.x[:2])
         params = sum(p.numel() for p in probe.parameters())
         model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
     else:

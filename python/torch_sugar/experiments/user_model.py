@@ -8,6 +8,7 @@ data and the number of classes, once per run after the run's seed is set, and mu
 import importlib.util
 import json
 import os
+import warnings
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -42,12 +43,12 @@ def load_model_fn(text: str) -> Callable:
     return fn
 
 
-def model_factory(text: str, spec, n_outputs: int, needs_relu: bool,
+def model_factory(text: str, spec, n_outputs: int,
                   example: torch.Tensor) -> Tuple[Callable[[], nn.Module], nn.Module]:
     """(a factory that calls the user's function and checks what it returns, one probe model).
 
-    Checks once: the result is an ``nn.Module``, has an ``nn.ReLU`` to convert when ``needs_relu``,
-    and maps ``example`` rows to ``(rows, n_outputs)``."""
+    Checks once: the result is an ``nn.Module``, has an ``nn.ReLU`` to convert (and for
+    :class:`~torch_sugar.DeadUnitMonitor` to count), and maps ``example`` rows to ``(rows, n_outputs)``."""
     fn = load_model_fn(text)
 
     def factory() -> nn.Module:
@@ -63,10 +64,11 @@ def model_factory(text: str, spec, n_outputs: int, needs_relu: bool,
         return model
 
     probe = factory()
-    if needs_relu and not any(isinstance(m, nn.ReLU) for m in probe.modules()):
+    if not any(isinstance(m, nn.ReLU) for m in probe.modules()):
         raise UsageError(f"--model-fn: the model from {text} has no nn.ReLU module, so there is "
-                         "nothing to convert to SUGAR; build its activations as nn.ReLU modules "
-                         "(torch.relu/F.relu calls inside forward cannot be converted)")
+                         "nothing to convert to SUGAR and no unit to count as dead; build its "
+                         "activations as nn.ReLU modules (torch.relu/F.relu calls inside forward "
+                         "cannot be converted)")
     try:
         with torch.no_grad():
             out = probe.eval()(example)
@@ -94,7 +96,8 @@ def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tenso
         scripted = torch.jit.script(model)
         how = "script"
     except Exception:  # e.g. plain:NAME activations hold a Python function
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated upstream
             scripted = torch.jit.trace(model, example.cpu())
         how = "trace"
     scripted.save(script_path)
