@@ -25,6 +25,7 @@ from .errors import UsageError
 
 MODELS = ("mlp", "dcn", "cnn", "vgg16", "resnet18")
 DCN_CROSS_LAYERS = 3
+EMBEDDING_INIT_STD = 0.01
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
@@ -60,13 +61,18 @@ class MLP(nn.Module):
 class FeatureEmbedding(nn.Module):
     """Tabular input row (see :class:`~.data.InputSpec`) -> numeric columns concatenated with one
     embedding per categorical column. ``x[:, :numeric]`` are the numeric values and
-    ``x[:, numeric:]`` the category indices (floats holding exact integers)."""
+    ``x[:, numeric:]`` the category indices (floats holding exact integers). Embedding weights
+    start as N(0, EMBEDDING_INIT_STD^2)."""
 
     def __init__(self, spec: InputSpec):
         super().__init__()
         self.numeric = spec.numeric
         self.embeddings = nn.ModuleList(nn.Embedding(c.cardinality, c.embedding_dim)
                                         for c in spec.categorical)
+        # small vectors to start, next to numeric columns of unit variance: with nn.Embedding's
+        # N(0, 1) the ids begin as loud noise (README data: test AUC 0.73 instead of 0.77)
+        for embedding in self.embeddings:
+            nn.init.normal_(embedding.weight, std=EMBEDDING_INIT_STD)
         self.out_features = spec.numeric + sum(c.embedding_dim for c in spec.categorical)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
