@@ -360,3 +360,62 @@ def test_prepare_errors(tmp_path):
     raw = data_mod.load_csv(write(tmp_path, "a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20))), "y")
     with pytest.raises(UsageError, match="cannot split off the test set"):
         data_mod.prepare(raw, test_fraction=0.05)
+
+
+# ------------------------------------------------------------------------- C++ (optional)
+def test_saved_model_runs_in_cpp(clicks, tmp_path, capsys):
+    """A C++ program linked with TorchSugar::TorchSugar opens a saved model with torch::jit::load
+    and gets Python's output and input gradient. Uses tests/consumer's run_scripted, built
+    elsewhere (ctest builds it); point TORCH_SUGAR_RUN_SCRIPTED at the binary to run this."""
+    binary = os.environ.get("TORCH_SUGAR_RUN_SCRIPTED")
+    if not binary or not os.access(binary, os.X_OK):
+        pytest.skip("set TORCH_SUGAR_RUN_SCRIPTED to tests/consumer's run_scripted binary")
+    models = tmp_path / "models"
+    code, _, err = run_cli(["compare", "--csv", clicks, "--target", "clicked", "--categorical",
+                            "user,item", "--hidden", "8", "--epochs", "1", "--seeds", "1",
+                            "--activations", "nelu", "--save-models", str(models), "--out",
+                            str(tmp_path / "out"), "--quiet", "--no-plots"], capsys)
+    assert code == 0, err
+    model = torch.jit.load(str(models / "nelu-seed0.torchscript.pt"))
+    pre = json.loads((models / "preprocessing.json").read_text())
+    n_cat = len(pre["categorical"])
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(16, len(pre["numeric"])),
+                   torch.stack([torch.randint(0, len(c["vocabulary"]) + 1, (16,)) for c in pre["categorical"]],
+                               1).float()], 1).requires_grad_(True)
+    assert n_cat == 4
+    out = model(x)
+    v = torch.randn_like(out)
+    (out * v).sum().backward()
+
+    class Tensors(torch.nn.Module):
+        def __init__(self, tensors):
+            super().__init__()
+            for key, value in tensors.items():
+                self.register_buffer(key, value)
+
+        def forward(self) -> int:
+            return 0
+
+    refs = {"x": x.detach(), "v": v, "out": out.detach(), "grad_x": x.grad}
+    torch.jit.script(Tensors(refs)).save(str(tmp_path / "reference.pt"))
+    proc = subprocess.run([binary, str(models / "nelu-seed0.torchscript.pt"), str(tmp_path / "reference.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_synthetic_ctr_command_errors(tmp_path, capsys):
+    code, out, err = run_cli(["synthetic-ctr", str(tmp_path / "c.csv"), "--users", "1"], capsys)
+    assert code == 2 and err.strip() == ("torch-sugar synthetic-ctr: error: --users: need 2 <= users "
+                                         "<= rows/5 = 4000, got 1")
+    code, out, err = run_cli(["synthetic-ctr", str(tmp_path / "no" / "c.csv"), "--rows", "500", "--users", "20"], capsys)
+    assert code == 2 and "cannot write" in err and str(tmp_path / "no" / "c.csv") in err
+
+
+def test_validation_curves_start_at_epoch_1():
+    from torch_sugar.experiments.report import _curves
+    runs = [{"activation": "relu", "status": "done",
+             "history": [{"val_loss": 2.3 - 0.1 * e, "dead_fraction": 0.1} for e in range(4)]}]
+    epochs, mean, lo, hi = _curves(runs, "relu", "val_loss", first=1)
+    assert epochs.tolist() == [1, 2, 3] and mean.tolist() == pytest.approx([2.2, 2.1, 2.0])
+    assert _curves(runs, "relu", "dead_fraction")[0].tolist() == [0, 1, 2, 3]
