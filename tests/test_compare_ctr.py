@@ -18,20 +18,13 @@ import torch_sugar
 from torch_sugar import cli
 from torch_sugar.experiments import UsageError
 from torch_sugar.experiments import data as data_mod
-from torch_sugar.experiments.models import EmbeddingMLP, FeatureEmbedding, build_model
+from torch_sugar.experiments.models import EmbeddingMLP, build_model
 from torch_sugar.experiments.report import format_tables, layer_labels, summarize
+
+from test_compare import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "model_fn_example.py")
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -559,6 +559,9 @@ def _fit_categorical(name: str, train_values: np.ndarray, hash_buckets: Optional
     training, 1.. = the training values in sorted order) or, with more distinct values than
     ``hash_buckets``, crc32(value as UTF-8) % hash_buckets."""
     vocabulary = sorted(set(train_values.tolist()))
+    if hash_buckets is not None and hash_buckets > MAX_CATEGORIES:
+        raise UsageError(f"--hash-buckets: at most {MAX_CATEGORIES} (category indices travel as "
+                         f"exact float32 integers), got {hash_buckets}")
     if hash_buckets is not None and len(vocabulary) > hash_buckets:
         column = CategoricalColumn(name, hash_buckets, embedding_dim_rule(hash_buckets, embedding_dim),
                                    hashed=True)

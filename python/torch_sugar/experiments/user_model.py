@@ -9,7 +9,7 @@ import importlib.util
 import json
 import os
 import warnings
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Sequence, Tuple
 
 import torch
 from torch import nn
