@@ -412,3 +412,12 @@ def test_validation_curves_start_at_epoch_1():
     epochs, mean, lo, hi = _curves(runs, "relu", "val_loss", first=1)
     assert epochs.tolist() == [1, 2, 3] and mean.tolist() == pytest.approx([2.2, 2.1, 2.0])
     assert _curves(runs, "relu", "dead_fraction")[0].tolist() == [0, 1, 2, 3]
+
+
+def test_compare_without_scikit_learn(capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    code, out, err = run_cli(["compare", "--quiet"], capsys)
+    assert code == 2 and err.strip() == ("torch-sugar compare: error: needs scikit-learn: pip install "
+                                         "scikit-learn (or pip install 'torch-sugar[experiments]')")

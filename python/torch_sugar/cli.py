@@ -424,12 +424,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"device, {', '.join(raw.feature_names)}, {raw.target_name}")
         return 0
 
-    try:
-        from .experiments.compare import run
-    except ImportError as exc:
-        print(f"{PROG} compare: error: needs {exc.name or exc}: pip install scikit-learn scipy "
-              "(or pip install 'torch-sugar[experiments]')", file=sys.stderr)
+    import importlib.util
+    missing = [name for module, name in (("sklearn", "scikit-learn"), ("scipy", "scipy"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"{PROG} compare: error: needs {' and '.join(missing)}: pip install "
+              f"{' '.join(missing)} (or pip install 'torch-sugar[experiments]')", file=sys.stderr)
         return 2
+    from .experiments.compare import run
     args.argv = argv
     try:
         _check_compare_args(args)
