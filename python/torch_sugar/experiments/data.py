@@ -354,11 +354,10 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         raise UsageError(f"--categorical: {', '.join(both)} also given to --ignore")
     line_nums = np.array([n for n, _ in lines])
     na = {v.strip() for v in na_values}
-    cells = [[c.strip() for c in row] for _, row in lines]
-    for row in cells:
-        for j, c in enumerate(row):
-            if c in na:
-                row[j] = ""
+    if na:
+        cells = [["" if c.strip() in na else c.strip() for c in row] for _, row in lines]
+    else:
+        cells = [[c.strip() for c in row] for _, row in lines]
 
     def required(idx: int, what: str, flag: str) -> List[str]:
         values = [row[idx] for row in cells]
