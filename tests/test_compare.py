@@ -249,7 +249,9 @@ def test_surrogates_and_info_commands(capsys):
     assert code == 0
     for flag in ("--dataset", "--csv", "--group", "--images", "--cifar", "--model", "--hidden",
                  "--activations", "--seeds", "--epochs", "--lr", "--optimizer", "--batch-size",
-                 "--device", "--threads", "--out", "plain:gelu", "examples:"):
+                 "--device", "--threads", "--out", "plain:gelu", "examples:", "--categorical",
+                 "--hash-buckets", "--embedding-dim", "--na-values", "--fill", "--model-fn",
+                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr"):
         assert flag in out
 
 

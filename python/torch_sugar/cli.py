@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dataset", choices=["digits", "breast_cancer", "wine", "synthetic-ctr"],
                      help="built-in data: scikit-learn's bundled digits (8x8 images, 10 classes), "
                           "breast_cancer (30 features, 2 classes) or wine (13 features, 3 classes); "
-                          "synthetic-ctr: generated click data with user ids (AUC and uAUC)")
+                          "synthetic-ctr: generated click data with user and item ids (AUC, PR-AUC, "
+                          "uAUC)")
     src.add_argument("--csv", metavar="PATH",
                      help="your CSV file with a header row; needs --target. Numeric columns are "
                           "features; text columns and --categorical ones are embedded; only empty "
@@ -239,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the train/validation/test split (and of synthetic-ctr); the same "
                         "split is used for every run (default %(default)s)")
     g.add_argument("--val-fraction", metavar="F", type=_fraction, default=0.15,
-                   help="share of rows for validation (per-epoch curves) (default %(default)s)")
+                   help="share of rows for validation (per-epoch curves, epoch selection) "
+                        "(default %(default)s)")
     g.add_argument("--test-fraction", metavar="F", type=_fraction, default=0.2,
                    help="share of rows held out for the final metrics (default %(default)s; CIFAR "
                         "uses its own test set)")
