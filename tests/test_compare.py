@@ -127,7 +127,8 @@ def test_csv_with_group_uauc_matches_hand_count(tmp_path, capsys):
                                  "--out", str(out), "--quiet"], capsys)
     assert code == 0, err
     res = load_results(out)
-    assert res["data"]["features"] == ["x1", "x2", "color=blue", "color=green", "color=red"]
+    assert res["data"]["features"] == ["x1", "x2", "color"]  # a text column is categorical
+    assert [c["name"] for c in res["data"]["categorical"]] == ["color"]
     assert res["data"]["group"] == "user" and res["data"]["classes"] == ["0", "1"]
     with open(path) as f:
         source = {i + 2: row for i, row in enumerate(csv.DictReader(f))}  # line 1 is the header
@@ -248,7 +249,9 @@ def test_surrogates_and_info_commands(capsys):
     assert code == 0
     for flag in ("--dataset", "--csv", "--group", "--images", "--cifar", "--model", "--hidden",
                  "--activations", "--seeds", "--epochs", "--lr", "--optimizer", "--batch-size",
-                 "--device", "--threads", "--out", "plain:gelu", "examples:"):
+                 "--device", "--threads", "--out", "plain:gelu", "examples:", "--categorical",
+                 "--hash-buckets", "--embedding-dim", "--na-values", "--fill", "--model-fn",
+                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr"):
         assert flag in out
 
 

@@ -2,6 +2,7 @@
 
     torch-sugar compare [flags]   ReLU vs SUGAR on a data set (the main job)
     torch-sugar surrogates        the surrogate table
+    torch-sugar synthetic-ctr F   write the generated click data (user and item ids) as a CSV file
     torch-sugar info              how this copy was built
 
 Bad input is one line on stderr and exit code 2; Ctrl-C during compare keeps the finished runs
@@ -110,12 +111,24 @@ def _names(text: str) -> List[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _pos_weight(text: str) -> str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected auto or a positive number, got {text!r}")
+    return text
+
+
 # ----------------------------------------------------------------------------------- parser
 COMPARE_DESCRIPTION = """\
 Train the same model with ReLU and with SUGAR (ReLU forward, a smooth surrogate's derivative in
 backward) on one data set, over several seeds, and compare them on held-out data: loss,
-accuracy, AUC (two classes), uAUC (two classes and --group: mean AUC within each group that has
-both classes), the fraction of dead units per layer (units whose output is never > 0 on the
+accuracy, AUC and PR-AUC (two classes), uAUC (two classes and --group: mean AUC within each
+group that has both classes), at the epoch with the best validation loss, the fraction of dead units per layer (units whose output is never > 0 on the
 held-out rows) at the start and the end, and time per epoch.
 
 For each seed, every activation starts from the same initial weights and sees the same batches,
@@ -138,8 +151,10 @@ examples:
   torch-sugar compare --dataset breast_cancer --hidden 64,64 --lr 0.01 --optimizer adam
   torch-sugar compare --dataset synthetic-ctr --hidden 256,128,64 --optimizer adam --lr 1e-3 \\
       --epochs 5 --activations relu,bsilu,nelu:0.05     # click data: loss, AUC, uAUC
-  torch-sugar compare --csv clicks.csv --target clicked --group user_id --ignore ts \\
-      --hidden 256,128 --optimizer adam --lr 1e-3 --seeds 5
+  torch-sugar synthetic-ctr clicks.csv                  # a click-like CSV to try it on
+  torch-sugar compare --csv clicks.csv --target clicked --group user --categorical user,item \\
+      --hidden 64,32 --optimizer adam --lr 1e-3 --epochs 10 --patience 3 --save-models models/
+  torch-sugar compare --csv clicks.csv --target clicked --model-fn my_model.py:build
   torch-sugar compare --images photos/ --image-size 32 --model cnn --augment
   torch-sugar compare --cifar ~/data/cifar-10-batches-py --model vgg16 --optimizer sgd \\
       --lr 0.05 --schedule cosine --epochs 30 --batch-size 128 --augment --device cuda
@@ -147,7 +162,8 @@ examples:
 
 output: a table on stdout, progress bars on stderr, and in --out: results.json (config, every
 run with its metrics and per-epoch history, the summary), results.csv (one row per run),
-learning_curves.png, dead_units.png and, with --save-predictions, predictions/*.csv.
+learning_curves.png, dead_units.png and, with --save-predictions, predictions/*.csv; with
+--save-models DIR: per run a state_dict and a TorchScript file, and preprocessing.json.
 Results are written after each run; Ctrl-C keeps the finished runs (exit code 130).
 Bad input: one line on stderr, exit code 2.
 """
@@ -173,11 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dataset", choices=["digits", "breast_cancer", "wine", "synthetic-ctr"],
                      help="built-in data: scikit-learn's bundled digits (8x8 images, 10 classes), "
                           "breast_cancer (30 features, 2 classes) or wine (13 features, 3 classes); "
-                          "synthetic-ctr: generated click data with user ids (AUC and uAUC)")
+                          "synthetic-ctr: generated click data with user and item ids (AUC, PR-AUC, "
+                          "uAUC)")
     src.add_argument("--csv", metavar="PATH",
                      help="your CSV file with a header row; needs --target. Numeric columns are "
-                          "features; text columns are one-hot encoded (up to --max-categories "
-                          "values); missing values are an error")
+                          "features; text columns and --categorical ones are embedded; only empty "
+                          "cells (and --na-values) are missing")
     src.add_argument("--images", metavar="DIR",
                      help="a folder with one sub-folder of images per class (read with Pillow)")
     src.add_argument("--cifar", metavar="DIR",
@@ -191,9 +208,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--csv: a group column (user id, query id); enables uAUC for two classes")
     g.add_argument("--ignore", metavar="COLS", type=_names, default=[],
                    help="--csv: comma-separated columns to leave out (ids, timestamps)")
-    g.add_argument("--max-categories", metavar="N", type=_positive_int, default=20,
-                   help="--csv: most distinct values a text column may have to be one-hot "
-                        "encoded (default %(default)s); more is an error")
+    g.add_argument("--categorical", metavar="COLS", type=_names, default=[],
+                   help="--csv: comma-separated columns to treat as categorical ids (user, item): "
+                        "an embedding each; text columns are categorical anyway. The --group "
+                        "column is a feature only when listed here")
+    g.add_argument("--hash-buckets", metavar="N", type=_positive_int,
+                   help="a categorical column with more than N distinct training values is hashed "
+                        "(crc32) into N buckets; default: a full vocabulary per column")
+    g.add_argument("--embedding-dim", metavar="N", type=_positive_int,
+                   help="embedding width of every categorical column (default: min(16, "
+                        "round(1.6 * categories^0.56)) per column)")
+    g.add_argument("--na-values", metavar="VALUES", type=_names, default=[],
+                   help="--csv: comma-separated cell values that also mean missing, e.g. '?,NA' "
+                        "(default: only empty cells are missing)")
+    g.add_argument("--fill", choices=["mean", "zero"],
+                   help="--csv: fill missing numeric values with the training rows' mean or zero "
+                        "(default: a missing numeric value is an error; a missing categorical "
+                        "value is always a category of its own)")
     g.add_argument("--max-classes", metavar="N", type=_positive_int, default=100,
                    help="--csv: most distinct target values accepted (default %(default)s)")
     g.add_argument("--image-size", metavar="N", type=_positive_int, default=32,
@@ -209,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the train/validation/test split (and of synthetic-ctr); the same "
                         "split is used for every run (default %(default)s)")
     g.add_argument("--val-fraction", metavar="F", type=_fraction, default=0.15,
-                   help="share of rows for validation (per-epoch curves) (default %(default)s)")
+                   help="share of rows for validation (per-epoch curves, epoch selection) "
+                        "(default %(default)s)")
     g.add_argument("--test-fraction", metavar="F", type=_fraction, default=0.2,
                    help="share of rows held out for the final metrics (default %(default)s; CIFAR "
                         "uses its own test set)")
@@ -220,9 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image data: random 4-pixel-padded crops and horizontal flips in training")
 
     g = cmp_.add_argument_group("model")
-    g.add_argument("--model", choices=["mlp", "cnn", "vgg16", "resnet18"], default="mlp",
-                   help="mlp (any data), or for images: a small 3-layer cnn, or CIFAR-style "
-                        "vgg16 / resnet18 (default %(default)s)")
+    g.add_argument("--model", choices=["mlp", "dcn", "cnn", "vgg16", "resnet18"], default="mlp",
+                   help="mlp (any data; with categorical columns: embeddings + mlp), dcn "
+                        "(tabular: embeddings, a DCN-v2 cross network beside the mlp), or for "
+                        "images: a small 3-layer cnn, or CIFAR-style vgg16 / resnet18 (default "
+                        "%(default)s)")
+    g.add_argument("--model-fn", metavar="FILE.py:FUNC",
+                   help="your own model: FUNC(spec, n_outputs) returns an nn.Module with nn.ReLU "
+                        "activations (converted with torch_sugar.convert); see "
+                        "examples/model_fn_example.py. Replaces --model")
     g.add_argument("--hidden", metavar="W,W,...", type=_int_list, default=_int_list(DEFAULT_HIDDEN),
                    help=f"mlp: hidden layer widths (default {DEFAULT_HIDDEN}: deep and narrow)")
     g.add_argument("--width", metavar="X", type=_positive_float, default=1.0,
@@ -272,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch size for evaluation passes (default %(default)s)")
     g.add_argument("--clip-grad", metavar="NORM", type=_positive_float,
                    help="clip the gradient norm to NORM (default: no clipping)")
+    g.add_argument("--select-by", choices=["loss", "auc"], default="loss",
+                   help="the test metrics are those of the epoch with the best validation loss "
+                        "(the weighted loss with --pos-weight) or AUC (two classes) (default "
+                        "%(default)s)")
+    g.add_argument("--patience", metavar="N", type=_positive_int,
+                   help="stop a run after N epochs without a better validation score (default: "
+                        "train all --epochs)")
+    g.add_argument("--pos-weight", metavar="auto|X", type=_pos_weight,
+                   help="two classes: weight the positive class's loss by X, or by negatives / "
+                        "positives of the training rows with auto (rare clicks)")
 
     g = cmp_.add_argument_group("running and output")
     g.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
@@ -287,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--save-predictions", action="store_true",
                    help="also write predictions/<activation>-seed<N>.csv: test rows (CSV line "
                         "numbers for --csv), group, target, prediction, class probabilities")
+    g.add_argument("--save-models", metavar="DIR",
+                   help="save each run's selected model in DIR: <activation>-seed<N>.state_dict.pt "
+                        "and .torchscript.pt (torch.jit.load after import torch_sugar, or "
+                        "torch::jit::load in C++), and preprocessing.json (vocabularies, scaling)")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bars and no header; only the table and the file paths")
@@ -295,6 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
                    description="List every surrogate name the ops accept (torch_sugar.surrogates()).")
     sub.add_parser("info", help="print how this copy of torch-sugar was built (build_info())",
                    description="Print torch_sugar.build_info() as JSON, plus the library paths.")
+    ctr = sub.add_parser("synthetic-ctr", help="write generated click data as a CSV file",
+                         description="Write the synthetic-ctr data (impressions of ads to users: "
+                                     "user and item ids, ad category, device, numeric features, "
+                                     "clicked) as a CSV file, to try `compare --csv` on.")
+    ctr.add_argument("path", metavar="FILE", help="the CSV file to write")
+    ctr.add_argument("--rows", metavar="N", type=_positive_int, default=20000,
+                     help="impressions (default %(default)s)")
+    ctr.add_argument("--users", metavar="N", type=_positive_int, default=400,
+                     help="users (default %(default)s)")
+    ctr.add_argument("--seed", metavar="N", type=_nonneg_int, default=0,
+                     help="generator seed (default %(default)s)")
     return parser
 
 
@@ -304,8 +367,10 @@ def _check_compare_args(args) -> None:
         for flag, value in (("--target", args.target), ("--group", args.group)):
             if value is not None:
                 raise UsageError(f"{flag} only applies to --csv")
-        if args.ignore:
-            raise UsageError("--ignore only applies to --csv")
+        for flag, value in (("--ignore", args.ignore), ("--categorical", args.categorical),
+                            ("--na-values", args.na_values), ("--fill", args.fill)):
+            if value:
+                raise UsageError(f"{flag} only applies to --csv")
     elif args.target is None:
         raise UsageError("--csv needs --target COL (the class column)")
     if args.dataset is None and args.csv is None and args.images is None and args.cifar is None:
@@ -348,8 +413,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _cmd_surrogates()
     if args.command == "info":
         return _cmd_info()
-
     from .experiments import UsageError
+    if args.command == "synthetic-ctr":
+        from .experiments import data as data_mod
+        try:
+            raw = data_mod.make_synthetic_ctr(args.rows, args.users, args.seed)
+            data_mod.write_table_csv(raw, args.path)
+        except UsageError as exc:
+            print(f"{PROG} synthetic-ctr: error: {str(exc).replace('--ctr-', '--')}", file=sys.stderr)
+            return 2
+        print(f"{args.path}: {raw.notes[0].split(': ', 1)[1]}; columns: user, item, ad_category, "
+              f"device, {', '.join(raw.feature_names)}, {raw.target_name}")
+        return 0
+
+    import importlib.util
+    missing = [name for module, name in (("sklearn", "scikit-learn"), ("scipy", "scipy"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"{PROG} compare: error: needs {' and '.join(missing)}: pip install "
+              f"{' '.join(missing)} (or pip install 'torch-sugar[experiments]')", file=sys.stderr)
+        return 2
     from .experiments.compare import run
     args.argv = argv
     try:

@@ -18,6 +18,7 @@ from .models import build_model, describe_model, resolve_norm
 from .report import (format_tables, plot_results, safe_name, summarize, write_csv, write_json,
                      write_predictions)
 from .train import TrainConfig, train_one
+from .user_model import model_factory, save_model, write_preprocessing
 
 
 def _log(quiet: bool, *lines: str) -> None:
@@ -28,15 +29,16 @@ def _log(quiet: bool, *lines: str) -> None:
 
 def load_data(args) -> data_mod.Data:
     if args.csv is not None:
-        raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.max_categories,
-                                args.max_classes)
+        raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.categorical,
+                                args.na_values, args.fill, args.max_classes)
     elif args.images is not None:
         raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
     elif args.cifar is not None:
         raw = data_mod.load_cifar(args.cifar, args.cifar_labels)
     else:
         raw = data_mod.load_builtin(args.dataset, args.ctr_rows, args.ctr_users, args.data_seed)
-    return data_mod.prepare(raw, args.val_fraction, args.test_fraction, args.data_seed, args.limit)
+    return data_mod.prepare(raw, args.val_fraction, args.test_fraction, args.data_seed, args.limit,
+                            args.hash_buckets, args.embedding_dim)
 
 
 def set_determinism(device: str, threads: int) -> None:
@@ -67,7 +69,8 @@ def train_config(args) -> TrainConfig:
                        optimizer=args.optimizer, momentum=args.momentum,
                        weight_decay=args.weight_decay, schedule=args.schedule,
                        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
-                       clip_grad=args.clip_grad, augment=args.augment, device=args.device)
+                       clip_grad=args.clip_grad, augment=args.augment, device=args.device,
+                       select_by=args.select_by, patience=args.patience, pos_weight=args.pos_weight)
 
 
 def _progress_bar(quiet: bool, total: int, desc: str):
@@ -111,9 +114,19 @@ def _run(args) -> int:
     cfg = train_config(args)
 
     data = load_data(args)
-    probe = build_model(cfg.model, data.input_shape, data.n_classes, cfg.hidden, cfg.width,
-                        cfg.dropout, cfg.norm, data.kind, cfg.init)
-    model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
+    if data.n_classes != 2:
+        for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
+            if value is not None:
+                raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
+    factory = None
+    if args.model_fn is not None:
+        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.train.x[:2])
+        params = sum(p.numel() for p in probe.parameters())
+        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
+    else:
+        probe = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
+                            cfg.dropout, cfg.norm, cfg.init)
+        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
     norm = resolve_norm(cfg.model, cfg.norm)
     del probe
 
@@ -124,6 +137,11 @@ def _run(args) -> int:
             os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
+    if args.save_models is not None:
+        try:
+            os.makedirs(args.save_models, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
     json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
 
     d = data.describe()
@@ -134,13 +152,17 @@ def _run(args) -> int:
          f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
          f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
          *(f"  {note}" for note in data.notes),
-         f"  model: {model_text}, {cfg.init} init, "
-         + ("batch norm" if norm == "batch" else "no norm layers")
-         + (f", dropout {cfg.dropout:g}" if cfg.dropout else ""),
+         f"  model: {model_text}"
+         + ("" if factory is not None else
+            f", {cfg.init} init, " + ("batch norm" if norm == "batch" else "no norm layers")
+            + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")),
          f"  training: {cfg.optimizer} lr {cfg.lr:g}"
          + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
          + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
            f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}",
+         f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
+         + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
+         + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
          f"  seeds: {', '.join(map(str, args.seeds))}",
          *(f"  {s.label:<14} {s.describe()}" for s in specs),
          "")
@@ -154,8 +176,10 @@ def _run(args) -> int:
         "config": {**cfg.as_dict(), "activations": labels, "baseline": baseline,
                    "seeds": list(args.seeds), "threads": args.threads, "data_seed": args.data_seed,
                    "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
-                   "limit": args.limit},
+                   "limit": args.limit, "model_fn": args.model_fn, "save_models": args.save_models,
+                   "hash_buckets": args.hash_buckets, "embedding_dim": args.embedding_dim},
         "data": d,
+        "input_spec": data.spec.as_dict(),
         "model": model_text,
         "activations": {s.label: s.describe() for s in specs},
         "complete": False,
@@ -174,16 +198,22 @@ def _run(args) -> int:
         write_json(json_path, payload)
         write_csv(csv_path, runs)
 
+    if args.save_models is not None:
+        payload["preprocessing"] = write_preprocessing(args.save_models, data.preprocessing, data.spec,
+                                                       model_text, labels)
     try:
         for seed in args.seeds:
             for spec in specs:
                 bar = _progress_bar(args.quiet, batches * cfg.epochs,
                                     f"[{len(runs) + 1}/{total}] {spec.label} seed {seed}")
                 try:
-                    record, log_probs = train_one(data, spec, seed, cfg, bar=bar)
+                    record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory)
                 finally:
                     if bar is not None:
                         bar.close()
+                if args.save_models is not None and record["status"] == "done":
+                    record["saved"] = save_model(model, args.save_models,
+                                                 f"{safe_name(spec.label)}-seed{seed}", data.train.x[:2])
                 runs.append(record)
                 if args.save_predictions and log_probs is not None:
                     write_predictions(
@@ -205,6 +235,8 @@ def _run(args) -> int:
     print(format_tables(payload["summary"], runs, len(args.seeds)))
     plots = [] if args.no_plots else plot_results(out_dir, runs, labels, title)
     print(f"\nresults: {json_path}, {csv_path}")
+    if args.save_models is not None:
+        print(f"models:  {args.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
     if plots:
         print("plots:   " + ", ".join(plots))
     elif not args.no_plots:

@@ -1,18 +1,29 @@
-"""Data for ``torch-sugar compare``: loading, checking, splitting and standardizing.
+"""Data for ``torch-sugar compare``: loading, checking, splitting, encoding and standardizing.
 
 Sources: scikit-learn's bundled ``digits``/``breast_cancer``/``wine`` (no download), a generated
-click-through data set with user ids (``synthetic-ctr``), a user's CSV file, a folder of images
-with one sub-folder per class, and CIFAR-10/100 in their python (pickle) format. Nothing is ever
-downloaded.
+click-through data set with user and item ids (``synthetic-ctr``, also written as a CSV file by
+``torch-sugar synthetic-ctr``), a user's CSV file, a folder of images with one sub-folder per
+class, and CIFAR-10/100 in their python (pickle) format. Nothing is ever downloaded.
 
 Every loader returns a :class:`RawData`; :func:`prepare` turns it into train/validation/test
-tensors with a stratified, seeded split and standardization fitted on the training rows only.
+tensors with a stratified, seeded split (scikit-learn's ``train_test_split``), standardization
+fitted on the training rows only and, for categorical columns, vocabularies of the training rows
+(index 0 is the out-of-vocabulary bucket for values never seen in training) or hash buckets.
+
+Tabular model input, one float32 row per example: the standardized numeric columns first, then one
+column per categorical feature holding its category index (an exact integer in float32; models
+embed it, see :class:`~.models.FeatureEmbedding`). :class:`InputSpec` describes the layout and
+:attr:`Data.preprocessing` holds what is needed to encode new rows the same way (saved as JSON by
+``--save-models``).
+
 Bad input raises :class:`~.errors.UsageError` with a one-line message.
 """
 import csv
 import math
 import os
 import pickle
+import sys
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -23,16 +34,32 @@ from .errors import UsageError
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "synthetic-ctr")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-MISSING = {"", "nan", "na", "n/a", "null", "none", "?"}
+#: A categorical value that is missing (an empty cell or one of --na-values) is this category.
+MISSING_CATEGORY = ""
+#: Integer columns with at least this many distinct values look like ids (a warning).
+ID_LIKE_DISTINCT = 100
+#: Category indices travel in float32 model input, exact up to 2**24.
+MAX_CATEGORIES = 2 ** 24
+FILLS = ("mean", "zero")
+
+
+def embedding_dim_rule(cardinality: int, fixed: Optional[int] = None) -> int:
+    """The embedding width of a categorical column: ``fixed`` if given, else
+    min(16, round(1.6 * cardinality ** 0.56)) (fastai's rule of thumb, capped at 16), at least 2."""
+    if fixed is not None:
+        return int(fixed)
+    return int(max(2, min(16, round(1.6 * cardinality ** 0.56))))
 
 
 @dataclass
 class RawData:
     """A loaded data set before splitting.
 
-    ``x``: float array ``(rows, features)`` (tabular) or ``(rows, C, H, W)`` (images);
+    ``x``: float array ``(rows, features)`` (tabular: the numeric columns, NaN where a value is
+    missing and ``fill`` says how to fill it) or ``(rows, C, H, W)`` (images);
+    ``cat``: object array ``(rows, k)`` of the categorical columns' raw string values, or None;
     ``y``: int class index per row; ``groups``: group id per row (uAUC) or None;
-    ``standardize``: per-feature bool mask of the columns to standardize (tabular only);
+    ``standardize``: per-feature bool mask of the numeric columns to standardize (tabular only);
     ``test``: a data set's own test part (CIFAR), else None and :func:`prepare` splits one off.
     """
 
@@ -48,6 +75,41 @@ class RawData:
     rows: Optional[np.ndarray] = None  # source row numbers (CSV line numbers) for predictions
     test: Optional["RawData"] = None
     notes: List[str] = field(default_factory=list)
+    cat: Optional[np.ndarray] = None
+    cat_names: List[str] = field(default_factory=list)
+    fill: Optional[str] = None  # "mean" or "zero" for NaNs in x; None: x has none
+    target_name: Optional[str] = None
+    na_values: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """One categorical feature as the model sees it: indices 0..cardinality-1."""
+
+    name: str
+    cardinality: int  #: vocabulary + 1 (index 0: values unseen in training), or the hash buckets
+    embedding_dim: int
+    hashed: bool = False
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model receives (``--model-fn`` factories get this).
+
+    ``shape``: the shape of one input row. Tabular data: ``(numeric + len(categorical),)``, the
+    ``numeric`` standardized columns first (names in ``numeric_names``), then one column per entry
+    of ``categorical`` holding the category index as a float (``x[:, numeric:].long()``)."""
+
+    kind: str
+    shape: Tuple[int, ...]
+    numeric: int = 0
+    numeric_names: Tuple[str, ...] = ()
+    categorical: Tuple[CategoricalColumn, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "shape": list(self.shape), "numeric": self.numeric,
+                "numeric_names": list(self.numeric_names),
+                "categorical": [vars(c).copy() for c in self.categorical]}
 
 
 @dataclass
@@ -75,6 +137,8 @@ class Data:
     group_name: Optional[str] = None
     feature_names: Optional[List[str]] = None
     notes: List[str] = field(default_factory=list)
+    spec: Optional[InputSpec] = None
+    preprocessing: Optional[dict] = None
 
     @property
     def n_classes(self) -> int:
@@ -89,8 +153,10 @@ class Data:
             "classes": list(self.class_names),
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
             "test_class_counts": np.bincount(self.test.y.numpy(), minlength=self.n_classes).tolist(),
+            "train_class_counts": np.bincount(self.train.y.numpy(), minlength=self.n_classes).tolist(),
             "group": self.group_name,
             "features": self.feature_names,
+            "categorical": [] if self.spec is None else [vars(c).copy() for c in self.spec.categorical],
             "notes": list(self.notes),
         }
 
@@ -120,17 +186,21 @@ def load_builtin(name: str, ctr_rows: int = 20000, ctr_users: int = 400, seed: i
     raise UsageError(f"--dataset: unknown data set {name!r}; valid: {', '.join(BUILTIN_DATASETS)}")
 
 
-def make_synthetic_ctr(rows: int = 20000, users: int = 400, seed: int = 0) -> RawData:
-    """Generated click data with user ids, shaped like a click-through-rate problem.
+CTR_DEVICES = ("mobile", "desktop", "tablet")
 
-    Impressions of ads to users. Users differ in activity (Zipf-like), in their base click
+
+def make_synthetic_ctr(rows: int = 20000, users: int = 400, seed: int = 0) -> RawData:
+    """Generated click data with user and item ids, shaped like a click-through-rate problem.
+
+    Impressions of ads (items) to users. Users differ in activity (Zipf-like), in their base click
     propensity and in a hidden taste vector; ads have a quality and a hidden attribute vector.
     The click probability is sigmoid(base + user propensity + ad quality + taste . attributes +
     position and time-of-day effects + a feature interaction), about 5% positives. The model sees
-    noisy observable proxies of these (user and ad features, historical CTRs, one-hot ad category
-    and device, position, hour), never the hidden vectors; the group is the user id, so uAUC
-    measures how well the model ranks ads *within* one user's impressions, which the user
-    propensity cannot help with (as in real CTR data, uAUC < AUC).
+    the user and item ids (categorical: an embedding can learn propensity, quality and part of the
+    taste), the ad category and device (categorical), and noisy numeric proxies (user and ad
+    features, historical CTRs, position, hour), never the hidden vectors. The group is the user
+    id, so uAUC measures how well the model ranks ads *within* one user's impressions, which the
+    user propensity cannot help with (as in real CTR data, uAUC < AUC).
     """
     if rows < 100:
         raise UsageError(f"--ctr-rows: need at least 100 rows, got {rows}")
@@ -172,27 +242,37 @@ def make_synthetic_ctr(rows: int = 20000, users: int = 400, seed: int = 0) -> Ra
                position.astype(float), hour_sin, hour_cos]
     names = ["user_f0", "user_f1", "user_log_hist_ctr", "ad_f0", "ad_f1", "ad_f2",
              "ad_log_hist_ctr", "position", "hour_sin", "hour_cos"]
-    numeric = len(columns)
-    for c in range(n_cat):
-        columns.append((category[ad] == c).astype(float))
-        names.append(f"ad_category={c}")
-    for d in range(n_dev):
-        columns.append((device[user] == d).astype(float))
-        names.append(f"device={d}")
     x = np.stack(columns, axis=1).astype(np.float32)
-    standardize = np.arange(x.shape[1]) < numeric
-    note = (f"synthetic-ctr: {rows} impressions, {users} users, {click.mean():.1%} clicks, "
-            f"generator seed {seed}")
-    return RawData("synthetic-ctr", "tabular", x, click, ["no click", "click"],
-                   groups=user.astype(np.int64), group_name="user", feature_names=names,
-                   standardize=standardize, notes=[note])
+    cat = np.stack([np.char.add("u", user.astype(str)), np.char.add("ad", ad.astype(str)),
+                    np.char.add("c", category[ad].astype(str)),
+                    np.array(CTR_DEVICES)[device[user]]], axis=1).astype(object)
+    note = (f"synthetic-ctr: {rows} impressions, {users} users, {n_ads} items, {click.mean():.1%} "
+            f"clicks, generator seed {seed}")
+    return RawData("synthetic-ctr", "tabular", x, click, ["0", "1"],
+                   groups=cat[:, 0].copy(), group_name="user", feature_names=names,
+                   standardize=np.ones(x.shape[1], bool), notes=[note], cat=cat,
+                   cat_names=["user", "item", "ad_category", "device"], target_name="clicked")
+
+
+def write_table_csv(raw: RawData, path: str) -> None:
+    """Writes tabular :class:`RawData` as a CSV file (categorical columns, numeric columns, the
+    target last), e.g. ``torch-sugar synthetic-ctr clicks.csv``."""
+    if raw.kind != "tabular":
+        raise UsageError(f"{raw.name} is not tabular; only tabular data can be written as CSV")
+    cat_names = list(raw.cat_names)
+    names = cat_names + list(raw.feature_names) + [raw.target_name or "target"]
+    try:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(names)
+            for i in range(len(raw.y)):
+                cats = list(raw.cat[i]) if raw.cat is not None else []
+                writer.writerow(cats + [f"{v:.6g}" for v in raw.x[i]] + [raw.class_names[raw.y[i]]])
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 # ----------------------------------------------------------------------------------------- CSV
-def _is_missing(value: str) -> bool:
-    return value.strip().lower() in MISSING
-
-
 def _as_float(value: str) -> Optional[float]:
     try:
         return float(value)
@@ -200,17 +280,32 @@ def _as_float(value: str) -> Optional[float]:
         return None
 
 
+def _warn(message: str) -> None:
+    print(f"torch-sugar compare: warning: {message}", file=sys.stderr, flush=True)
+
+
 def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequence[str] = (),
-             max_categories: int = 20, max_classes: int = 100) -> RawData:
+             categorical: Sequence[str] = (), na_values: Sequence[str] = (),
+             fill: Optional[str] = None, max_classes: int = 100) -> RawData:
     """A CSV file with a header row. ``target`` is the class column; ``group`` (optional) the
-    group id for uAUC; ``ignore`` columns are dropped. Numeric columns become features;
-    non-numeric ones with at most ``max_categories`` distinct values are one-hot encoded, others
-    are an error. Missing values (empty, NaN, NA, null, ?) and infinities are an error.
+    group id for uAUC (a feature too only when it is also in ``categorical``); ``ignore`` columns
+    are dropped.
+
+    Columns in ``categorical`` and every column with a non-numeric value become categorical
+    features (embedded by the model); the other columns are numeric. Missing values are empty
+    cells and the cells equal to one of ``na_values`` (e.g. ``?``); nothing else (``none``, ``NA``)
+    is missing unless listed. A missing categorical value is a category of its own; a missing
+    numeric value (also a ``nan`` number) is an error naming the column, unless ``fill`` is
+    ``mean`` (the training rows' mean) or ``zero``; infinities are always an error. A missing
+    target or group value is an error. Integer columns with many distinct values look like ids
+    and get a warning suggesting ``--categorical`` or ``--ignore``.
     """
     if not os.path.exists(path):
         raise UsageError(f"--csv: no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"--csv: {path} is a directory, not a CSV file")
+    if fill is not None and fill not in FILLS:
+        raise UsageError(f"--fill: unknown fill {fill!r}; valid: {', '.join(FILLS)}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(65536)
@@ -249,22 +344,33 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
     t_idx = column_index("--target", target)
     g_idx = column_index("--group", group) if group is not None else None
     ignored = {column_index("--ignore", name) for name in ignore}
+    cat_idx = {column_index("--categorical", name) for name in categorical}
     if t_idx in ignored or (g_idx is not None and g_idx in ignored):
         raise UsageError("--ignore: cannot ignore the --target or --group column")
+    if t_idx in cat_idx:
+        raise UsageError(f"--categorical: {target!r} is the --target column, not a feature")
+    both = sorted(header[i] for i in cat_idx & ignored)
+    if both:
+        raise UsageError(f"--categorical: {', '.join(both)} also given to --ignore")
     line_nums = np.array([n for n, _ in lines])
-    cells = [[c.strip() for c in row] for _, row in lines]
+    na = {v.strip() for v in na_values}
+    if na:
+        cells = [["" if c.strip() in na else c.strip() for c in row] for _, row in lines]
+    else:
+        cells = [[c.strip() for c in row] for _, row in lines]
 
-    def missing_check(idx: int, what: str) -> List[str]:
+    def required(idx: int, what: str, flag: str) -> List[str]:
         values = [row[idx] for row in cells]
-        bad = [i for i, v in enumerate(values) if _is_missing(v)]
+        bad = [i for i, v in enumerate(values) if v == ""]
         if bad:
-            raise UsageError(f"NaNs in the data: {what} column {header[idx]!r} has {len(bad)} "
-                             f"missing/NaN value(s), first on line {line_nums[bad[0]]} of {path}; "
-                             "fill or drop them first")
+            markers = "empty" + (f" or {', '.join(sorted(na))}" if na else "")
+            raise UsageError(f"{flag}: {what} column {header[idx]!r} has {len(bad)} missing "
+                             f"value(s) ({markers}), first on line {line_nums[bad[0]]} of {path}; "
+                             "fill or drop those rows first")
         return values
 
     # target: classes sorted numerically when they are numbers
-    t_values = missing_check(t_idx, "target")
+    t_values = required(t_idx, "target", "--target")
     distinct = sorted(set(t_values))
     if all(_as_float(v) is not None for v in distinct):
         distinct.sort(key=float)
@@ -277,40 +383,59 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
                          "regression")
     class_index = {v: i for i, v in enumerate(distinct)}
     y = np.array([class_index[v] for v in t_values], dtype=np.int64)
-    groups = np.array(missing_check(g_idx, "group"), dtype=object) if g_idx is not None else None
+    groups = np.array(required(g_idx, "group", "--group"), dtype=object) if g_idx is not None else None
 
-    features, names, standardize = [], [], []
+    numeric, names, cat_cols, cat_names, id_like, notes = [], [], [], [], [], []
+    filled: Dict[str, int] = {}
     for idx, name in enumerate(header):
-        if idx in (t_idx, g_idx) or idx in ignored:
+        if idx == t_idx or idx in ignored or (idx == g_idx and idx not in cat_idx):
             continue
-        values = missing_check(idx, "feature")
-        numbers = [_as_float(v) for v in values]
-        if all(n is not None for n in numbers):
-            col = np.array(numbers, dtype=np.float64)
-            if not np.all(np.isfinite(col)):
-                first = int(np.flatnonzero(~np.isfinite(col))[0])
-                raise UsageError(f"NaNs in the data: feature column {name!r} has non-finite "
-                                 f"values, first on line {line_nums[first]} of {path}")
-            features.append(col[:, None])
-            names.append(name)
-            standardize.append(True)
+        values = [row[idx] for row in cells]
+        numbers = None if idx in cat_idx else [_as_float(v) if v != "" else math.nan for v in values]
+        if numbers is None or any(n is None for n in numbers):
+            cat_cols.append(values)
+            cat_names.append(name)
             continue
-        levels = sorted(set(values))
-        if len(levels) > max_categories:
-            raise UsageError(f"--csv: column {name!r} is not numeric and has {len(levels)} distinct "
-                             f"values (more than --max-categories {max_categories}); drop it with "
-                             "--ignore, encode it yourself, or raise --max-categories")
-        onehot = np.array([[v == level for level in levels] for v in values], dtype=np.float64)
-        features.append(onehot)
-        names.extend(f"{name}={level}" for level in levels)
-        standardize.extend([False] * len(levels))
-    if not features:
+        col = np.array(numbers, dtype=np.float64)
+        if np.any(np.isinf(col)):
+            first = int(np.flatnonzero(np.isinf(col))[0])
+            raise UsageError(f"--csv: numeric column {name!r} has infinite values, first on line "
+                             f"{line_nums[first]} of {path}")
+        missing = np.isnan(col)
+        if missing.any():
+            if fill is None:
+                raise UsageError(
+                    f"--csv: numeric column {name!r} has {int(missing.sum())} missing value(s) "
+                    f"(empty{', ' + ', '.join(sorted(na)) if na else ''} or NaN), first on line "
+                    f"{line_nums[int(np.flatnonzero(missing)[0])]} of {path}; fill them with "
+                    "--fill mean|zero, make the column --categorical, or drop it with --ignore")
+            filled[name] = int(missing.sum())
+        present = col[~missing]
+        if (len(present) and np.all(present == np.round(present))
+                and len(np.unique(present)) >= ID_LIKE_DISTINCT):
+            id_like.append(name)
+        numeric.append(col)
+        names.append(name)
+    if not numeric and not cat_cols:
         raise UsageError(f"--csv: {path} has no feature columns left besides --target/--group/--ignore")
-    x = np.concatenate(features, axis=1).astype(np.float32)
-    note = f"{os.path.basename(path)}: {len(y)} rows, {len(header)} columns -> {x.shape[1]} features"
-    return RawData(os.path.splitext(os.path.basename(path))[0], "tabular", x, y, distinct,
-                   groups=groups, group_name=group, feature_names=names,
-                   standardize=np.array(standardize), rows=line_nums, notes=[note])
+    if id_like:
+        message = (f"integer column(s) {', '.join(id_like)} have {ID_LIKE_DISTINCT} or more distinct "
+                   "values and look like ids; they are read as one standardized number each. Pass "
+                   "them to --categorical (embeddings) or --ignore")
+        _warn(message)
+        notes.append("warning: " + message)
+    if filled:
+        notes.append(f"--fill {fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in filled.items()))
+    x = np.stack(numeric, axis=1) if numeric else np.zeros((len(y), 0))
+    cat = np.array(cat_cols, dtype=object).T if cat_cols else None
+    note = (f"{os.path.basename(path)}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
+            f" + {len(cat_names)} categorical features"
+            + (f" ({', '.join(cat_names)})" if cat_names else ""))
+    return RawData(os.path.splitext(os.path.basename(path))[0], "tabular", x.astype(np.float32), y,
+                   distinct, groups=groups, group_name=group, feature_names=names,
+                   standardize=np.ones(len(names), bool), rows=line_nums, notes=[note] + notes,
+                   cat=cat, cat_names=cat_names, fill=fill if filled else None, target_name=target,
+                   na_values=sorted(na))
 
 
 # -------------------------------------------------------------------------------------- images
@@ -413,91 +538,159 @@ def load_cifar(root: str, labels: str = "fine") -> RawData:
 
 
 # ----------------------------------------------------------------------- splitting, scaling
-def stratified_subset(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of about ``n`` rows with the class proportions of ``y`` (each class keeps >= 1)."""
-    if n >= len(y):
-        return np.arange(len(y))
-    keep = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        keep.append(idx[:max(1, int(round(len(idx) * n / len(y))))])
-    return np.sort(np.concatenate(keep))
+def _stratified(idx: np.ndarray, y: np.ndarray, size, seed: int, what: str
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's ``train_test_split`` of the row indices ``idx``, stratified by ``y[idx]``:
+    (the rest, the part of ``size`` rows or share), both sorted."""
+    from sklearn.model_selection import train_test_split
+    try:
+        rest, part = train_test_split(idx, test_size=size, stratify=y[idx], random_state=seed)
+    except ValueError as exc:
+        raise UsageError(f"cannot split off the {what} ({len(idx)} rows, class counts "
+                         f"{np.bincount(y[idx]).tolist()}): {exc}; use more data or other "
+                         "--val-fraction/--test-fraction/--limit") from None
+    return np.sort(rest), np.sort(part)
 
 
-def stratified_split(y: np.ndarray, fractions: Sequence[float], rng: np.random.Generator
-                     ) -> List[np.ndarray]:
-    """Splits row indices into ``len(fractions) + 1`` parts (the last takes the rest), class by
-    class so every part keeps the class proportions; each class keeps >= 1 row in the last part."""
-    parts: List[List[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        start = 0
-        for p, frac in enumerate(fractions):
-            count = min(int(round(len(idx) * frac)), len(idx) - start - 1)
-            parts[p].append(idx[start:start + count])
-            start += count
-        parts[-1].append(idx[start:])
-    return [np.sort(np.concatenate(p)) for p in parts]
+def _fit_categorical(name: str, train_values: np.ndarray, hash_buckets: Optional[int],
+                     embedding_dim: Optional[int]) -> Tuple[CategoricalColumn, dict]:
+    """The column's encoding from its training values: a vocabulary (index 0 = unseen in
+    training, 1.. = the training values in sorted order) or, with more distinct values than
+    ``hash_buckets``, crc32(value as UTF-8) % hash_buckets."""
+    vocabulary = sorted(set(train_values.tolist()))
+    if hash_buckets is not None and hash_buckets > MAX_CATEGORIES:
+        raise UsageError(f"--hash-buckets: at most {MAX_CATEGORIES} (category indices travel as "
+                         f"exact float32 integers), got {hash_buckets}")
+    if hash_buckets is not None and len(vocabulary) > hash_buckets:
+        column = CategoricalColumn(name, hash_buckets, embedding_dim_rule(hash_buckets, embedding_dim),
+                                   hashed=True)
+        return column, {"name": name, "hash_buckets": hash_buckets,
+                        "index": "zlib.crc32(value.encode('utf-8')) % hash_buckets",
+                        "distinct_in_training": len(vocabulary)}
+    if len(vocabulary) + 1 > MAX_CATEGORIES:
+        raise UsageError(f"--categorical: column {name!r} has {len(vocabulary)} distinct values in "
+                         f"the training rows (at most {MAX_CATEGORIES - 1}); use --hash-buckets N")
+    column = CategoricalColumn(name, len(vocabulary) + 1,
+                               embedding_dim_rule(len(vocabulary) + 1, embedding_dim))
+    return column, {"name": name, "vocabulary": vocabulary,
+                    "index": "1 + position in vocabulary; 0 for a value not in it"}
+
+
+def encode_categorical(values: Sequence[str], encoding: dict) -> np.ndarray:
+    """Category indices of raw string values with one column's encoding (from
+    :attr:`Data.preprocessing`)."""
+    if "hash_buckets" in encoding:
+        n = encoding["hash_buckets"]
+        return np.array([zlib.crc32(str(v).encode("utf-8")) % n for v in values], dtype=np.int64)
+    lookup = {v: i + 1 for i, v in enumerate(encoding["vocabulary"])}
+    return np.array([lookup.get(v, 0) for v in values], dtype=np.int64)
 
 
 def prepare(raw: RawData, val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0,
-            limit: Optional[int] = None) -> Data:
-    """Seeded stratified train/validation/test split; standardization with training statistics.
+            limit: Optional[int] = None, hash_buckets: Optional[int] = None,
+            embedding_dim: Optional[int] = None) -> Data:
+    """Seeded stratified train/validation/test split; encoders fitted on the training rows.
 
-    Tabular data: each standardized column gets (x - mean) / std of the training rows. Images:
-    each channel gets (x - mean) / std over the training pixels. Columns or channels that are
-    constant on the training rows are only centered.
+    Tabular data: each numeric column gets (x - mean) / std of the training rows (missing values
+    filled first per ``raw.fill``: the training mean, or zero); each categorical column gets a
+    vocabulary of its training values (see :func:`_fit_categorical`). Images: each channel gets
+    (x - mean) / std over the training pixels. Columns or channels that are constant on the
+    training rows are only centered.
     """
-    rng = np.random.default_rng(seed)
     notes = list(raw.notes)
-    x, y, groups = raw.x, raw.y, raw.groups
+    x, y, groups, cat = raw.x, raw.y, raw.groups, raw.cat
     rows = raw.rows if raw.rows is not None else np.arange(len(y))
-    if not np.all(np.isfinite(x)):
-        raise UsageError(f"NaNs in the data: {raw.name} has non-finite feature values")
+    bad = ~np.isfinite(x) if raw.fill is None else np.isinf(x)
+    if bad.any():
+        raise UsageError(f"{raw.name} has non-finite feature values (NaN or infinity)")
+    all_idx = np.arange(len(y))
     if limit is not None and limit < len(y):
-        keep = stratified_subset(y, limit, rng)
+        _, keep = _stratified(all_idx, y, limit, seed, f"--limit {limit} subset")
         x, y, rows = x[keep], y[keep], rows[keep]
         groups = groups[keep] if groups is not None else None
+        cat = cat[keep] if cat is not None else None
         notes.append(f"--limit {limit}: using {len(y)} of {len(raw.y)} rows (stratified)")
+        all_idx = np.arange(len(y))
     if raw.test is not None:
-        val_idx, train_idx = stratified_split(y, [val_fraction], rng)
+        train_idx, val_idx = _stratified(all_idx, y, val_fraction, seed, "validation set")
         test_raw = raw.test
         t_keep = np.arange(len(test_raw.y))
-        if limit is not None:
-            t_keep = stratified_subset(test_raw.y, max(1, limit // 5), rng)
+        if limit is not None and max(1, limit // 5) < len(t_keep):
+            _, t_keep = _stratified(t_keep, test_raw.y, max(1, limit // 5), seed, "test subset")
         test_part = (test_raw.x[t_keep], test_raw.y[t_keep],
-                     test_raw.groups[t_keep] if test_raw.groups is not None else None, t_keep)
+                     test_raw.groups[t_keep] if test_raw.groups is not None else None, t_keep, None)
     else:
-        test_idx, val_idx, train_idx = stratified_split(y, [test_fraction, val_fraction], rng)
+        rest, test_idx = _stratified(all_idx, y, test_fraction, seed, "test set")
+        train_idx, val_idx = _stratified(rest, y, val_fraction / (1 - test_fraction), seed,
+                                         "validation set")
         test_part = (x[test_idx], y[test_idx], groups[test_idx] if groups is not None else None,
-                     rows[test_idx])
-    if len(val_idx) == 0 or len(test_part[1]) == 0:
-        raise UsageError(f"{raw.name}: {len(y)} rows are too few to split off a validation and a "
-                         "test set; use more data or larger --val-fraction/--test-fraction")
+                     rows[test_idx], cat[test_idx] if cat is not None else None)
     missing = sorted(set(range(len(raw.class_names))) - set(np.unique(y[train_idx]).tolist()))
     if missing:
         raise UsageError(f"{raw.name}: classes {[raw.class_names[m] for m in missing]} have no rows "
                          "in the training data")
 
     x_train = x[train_idx].astype(np.float64)
+    preprocessing: dict = {"kind": raw.kind, "classes": list(raw.class_names)}
+    columns: List[CategoricalColumn] = []
+    encodings: List[dict] = []
+    fill_value = None
     if raw.kind == "tabular":
         mask = raw.standardize if raw.standardize is not None else np.ones(x.shape[1], bool)
-        mean = np.where(mask, x_train.mean(axis=0), 0.0)
-        std = x_train.std(axis=0)
+        with np.errstate(invalid="ignore"):
+            train_mean = np.nanmean(x_train, axis=0) if len(x_train) else np.zeros(x.shape[1])
+            std = np.nanstd(x_train, axis=0)
+        train_mean = np.nan_to_num(train_mean)  # a column missing in every training row
+        std = np.nan_to_num(std)
+        if raw.fill is not None:
+            fill_value = train_mean if raw.fill == "mean" else np.zeros(x.shape[1])
+        mean = np.where(mask, train_mean, 0.0)
         std = np.where(mask & (std > 1e-12), std, 1.0)
+        if cat is not None:
+            for j, name in enumerate(raw.cat_names):
+                column, encoding = _fit_categorical(name, cat[train_idx, j], hash_buckets, embedding_dim)
+                columns.append(column)
+                encodings.append(encoding)
+        names = list(raw.feature_names or [f"x{j}" for j in range(x.shape[1])])
+        preprocessing.update({
+            "target": raw.target_name, "group": raw.group_name,
+            "input": "float32 row: the numeric columns, (value - mean) / std, then one category "
+                     "index per categorical column",
+            "na_values": list(raw.na_values), "missing_category": MISSING_CATEGORY,
+            "numeric": [{"name": n, "mean": float(mean[j]), "std": float(std[j]),
+                         "fill": None if fill_value is None else float(fill_value[j])}
+                        for j, n in enumerate(names)],
+            "categorical": encodings})
+        spec = InputSpec("tabular", (x.shape[1] + len(columns),), x.shape[1], tuple(names),
+                         tuple(columns))
     else:
         axes = (0, 2, 3)
         mean = x_train.mean(axis=axes, keepdims=True)[0]
         std = x_train.std(axis=axes, keepdims=True)[0]
         std = np.where(std > 1e-12, std, 1.0)
+        preprocessing.update({"input": "float32 image (C, H, W), pixels in [0, 1], then "
+                                       "(pixel - mean) / std per channel",
+                              "mean": mean.ravel().tolist(), "std": std.ravel().tolist()})
+        spec = InputSpec("image", tuple(x.shape[1:]))
 
-    def split(xs, ys, gs, rs) -> Split:
-        xs = ((xs - mean) / std).astype(np.float32)
-        return Split(torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(ys.astype(np.int64)),
-                     gs, np.asarray(rs))
+    def split(xs, ys, gs, rs, cs) -> Split:
+        xs = xs.astype(np.float64)
+        if fill_value is not None:
+            xs = np.where(np.isnan(xs), fill_value, xs)
+        xs = (xs - mean) / std
+        if cs is not None:
+            idx = np.stack([encode_categorical(cs[:, j], e) for j, e in enumerate(encodings)], axis=1)
+            xs = np.concatenate([xs, idx.astype(np.float64)], axis=1)
+        return Split(torch.from_numpy(np.ascontiguousarray(xs.astype(np.float32))),
+                     torch.from_numpy(ys.astype(np.int64)), gs, np.asarray(rs))
 
     def take(idx):
-        return (x[idx], y[idx], groups[idx] if groups is not None else None, rows[idx])
+        return (x[idx], y[idx], groups[idx] if groups is not None else None, rows[idx],
+                cat[idx] if cat is not None else None)
 
+    features = raw.feature_names
+    if columns:
+        features = list(raw.feature_names or []) + [c.name for c in columns]
     return Data(raw.name, raw.kind, split(*take(train_idx)), split(*take(val_idx)), split(*test_part),
-                list(raw.class_names), tuple(x.shape[1:]), raw.group_name, raw.feature_names, notes)
+                list(raw.class_names), spec.shape, raw.group_name, features, notes, spec,
+                preprocessing)

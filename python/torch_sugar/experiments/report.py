@@ -17,15 +17,18 @@ METRICS = {
     "loss": ("loss", False),
     "accuracy": ("accuracy", True),
     "auc": ("AUC", True),
+    "pr_auc": ("PR-AUC", True),
     "uauc": ("uAUC", True),
     "dead_fraction_start": ("dead start", False),
     "dead_fraction_end": ("dead end", False),
     "epoch_seconds": ("s/epoch", False),
+    "selected_epoch": ("epoch", False),
+    "uauc_groups": ("uAUC groups", True),
 }
-COMPARED = ("loss", "accuracy", "auc", "uauc", "dead_fraction_end")
-CSV_FIELDS = ["activation", "seed", "status", "loss", "accuracy", "auc", "uauc", "uauc_groups",
-              "dead_fraction_start", "dead_fraction_end", "epochs_run", "epoch_seconds",
-              "train_seconds"]
+COMPARED = ("loss", "accuracy", "auc", "pr_auc", "uauc", "dead_fraction_end")
+CSV_FIELDS = ["activation", "seed", "status", "loss", "accuracy", "auc", "pr_auc", "uauc",
+              "uauc_groups", "dead_fraction_start", "dead_fraction_end", "selected_epoch",
+              "epochs_run", "epoch_seconds", "train_seconds"]
 
 
 def clean(value):
@@ -75,7 +78,12 @@ def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[st
                 b = [other[s][metric] for s in seeds]
                 test = paired_test(a, b)
                 higher = METRICS[metric][1]
-                test["better"] = sum((y > x) if higher else (y < x) for x, y in zip(a, b))
+                # equal up to rounding: a tie, neither better nor worse
+                ties = [abs(y - x) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b)]
+                test["better"] = sum(not t and ((y > x) if higher else (y < x))
+                                     for x, y, t in zip(a, b, ties))
+                test["tied"] = sum(ties)
+                test["worse"] = len(seeds) - test["better"] - test["tied"]
                 test["seeds"] = seeds
                 entry[metric] = test
             versus[label] = entry
@@ -98,23 +106,37 @@ def _table(header: List[str], rows: List[List[str]]) -> str:
 
 
 def shown_metrics(runs: Sequence[dict]) -> List[str]:
-    """loss and accuracy always; AUC/uAUC when some run has them."""
+    """loss and accuracy always; AUC, PR-AUC and uAUC when some run has them."""
     names = ["loss", "accuracy"]
-    for metric in ("auc", "uauc"):
+    for metric in ("auc", "pr_auc", "uauc"):
         if any(r.get(metric) is not None for r in runs):
             names.append(metric)
     return names
 
 
+def _uauc_label(runs: Sequence[dict]) -> str:
+    """uAUC's column title with the number of groups it averaged over (those with both classes
+    on the test rows; the same for every run unless a run diverged)."""
+    counts = sorted({r["uauc_groups"] for r in runs if r.get("uauc_groups")})
+    if not counts:
+        return "uAUC"
+    text = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"uAUC ({text} groups)"
+
+
 def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
     metrics = shown_metrics(runs)
-    header = ["activation"] + [METRICS[m][0] for m in metrics] + ["dead units start -> end", "s/epoch", "runs"]
+    names = {m: (_uauc_label(runs) if m == "uauc" else METRICS[m][0]) for m in metrics}
+    header = (["activation"] + [names[m] for m in metrics]
+              + ["dead units start -> end", "epoch", "s/epoch", "runs"])
     rows = []
     for label, entry in summary["activations"].items():
         cells = [label] + [_fmt(entry[m]["mean"], entry[m]["std"]) for m in metrics]
         start, end = entry["dead_fraction_start"], entry["dead_fraction_end"]
         cells.append("-" if end["mean"] is None else
-                     f"{_fmt(start['mean'], None, pct=True)} -> {_fmt(end['mean'], end['std'], pct=True)}")
+                     f"{_fmt(start['mean'], start['std'], pct=True)} -> "
+                     f"{_fmt(end['mean'], end['std'], pct=True)}")
+        cells.append(_fmt(entry["selected_epoch"]["mean"], None, digits=1))
         cells.append(_fmt(entry["epoch_seconds"]["mean"], None, digits=3))
         runs_text = f"{entry['done']}/{seeds_total}"
         if entry["diverged"]:
@@ -122,9 +144,15 @@ def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
         cells.append(runs_text)
         rows.append(cells)
     out = [_table(header, rows)]
+    selected_by = {r.get("selected_by") for r in runs if r.get("selected_by")}
+    if selected_by:
+        what = "AUC" if selected_by == {"auc"} else "loss"
+        out.append(f"test metrics of each run's epoch with the best validation {what} "
+                   "(epoch: its mean over seeds); mean ± std over seeds")
     if summary["vs_baseline"]:
         compared = metrics + ["dead_fraction_end"]
         header = ["activation"] + [("Δ " + METRICS[m][0]) for m in compared]
+        header = [h if h != "Δ uAUC" else "Δ " + _uauc_label(runs) for h in header]
         rows = []
         for label, entry in summary["vs_baseline"].items():
             cells = [label]
@@ -143,11 +171,11 @@ def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
                     text += " p=n/a"
                 else:
                     text += " p<0.001" if t["p"] < 0.001 else f" p={t['p']:.3f}"
-                text += f" ({t['better']}/{t['n']} better)"
+                text += f" [{t['better']}/{t['tied']}/{t['worse']}]"
                 cells.append(text)
             rows.append(cells)
         out.append(f"\nDifference to {summary['baseline']}, paired by seed: mean ± std of the per-seed "
-                   "differences, two-sided paired t-test p, seeds where it is better")
+                   "differences, two-sided paired t-test p, [seeds better/tied/worse]")
         out.append(_table(header, rows))
     return "\n".join(out)
 
@@ -190,11 +218,11 @@ def write_predictions(path: str, rows: np.ndarray, groups: Optional[np.ndarray],
 
 
 # ------------------------------------------------------------------------------------- plots
-def _curves(runs: Sequence[dict], label: str, key: str):
-    """(epochs, mean, min, max) of history[key] over the finished runs of one activation (the
-    training loss starts at epoch 1, everything else at epoch 0, before training)."""
-    first = 1 if key == "train_loss" else 0
-    series = [[h[key] for h in r["history"][first:]] for r in runs
+def _curves(runs: Sequence[dict], label: str, key: str, first: int = 0):
+    """(epochs, mean, min, max) of history[key] from epoch ``first`` on, over the finished runs of
+    one activation (the training loss starts at epoch 1)."""
+    first = max(first, 1 if key == "train_loss" else 0)
+    series = [[h.get(key) for h in r["history"][first:]] for r in runs
               if r["activation"] == label and r["status"] == "done"]
     series = [s for s in series if s and all(v is not None for v in s)]
     if not series:
@@ -204,28 +232,47 @@ def _curves(runs: Sequence[dict], label: str, key: str):
     return np.arange(first, first + length), arr.mean(0), arr.min(0), arr.max(0)
 
 
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _style(i: int) -> dict:
+    """A distinct color, line style and marker per activation, so overlapping lines stay visible."""
+    return {"color": f"C{i % 10}", "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+            "marker": MARKERS[i % len(MARKERS)], "markersize": 4, "markerfacecolor": "none"}
+
+
+def layer_labels(run: dict) -> Dict[str, str]:
+    """Module names (``body.2``) -> ``layer 1 (16 units)``, in the order the layers run."""
+    layers = run["dead_start"]["layers"]
+    return {name: f"layer {i + 1} ({info['units']} units)" for i, (name, info) in enumerate(layers.items())}
+
+
 def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], title: str) -> List[str]:
-    """learning_curves.png and dead_units.png; returns the paths written ([] without matplotlib)."""
+    """learning_curves.png and dead_units.png; returns the paths written ([] without matplotlib).
+
+    Validation panels start at epoch 1 (the untrained model's epoch 0 would squash the scale);
+    the dead-unit panel keeps epoch 0, the start."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         return []
     paths = []
     binary = any(r.get("auc") is not None for r in runs)
-    panels = [("train_loss", "training loss"), ("val_loss", "validation loss"),
-              ("val_auc" if binary else "val_accuracy", "validation AUC" if binary else "validation accuracy"),
-              ("dead_fraction", "dead units (validation set)")]
+    panels = [("train_loss", "training loss", 1), ("val_loss", "validation loss", 1),
+              ("val_auc" if binary else "val_accuracy", "validation AUC" if binary else "validation accuracy", 1),
+              ("dead_fraction", "dead units (validation set)", 0)]
     fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels))
-    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
-    for ax, (key, name) in zip(axes, panels):
+    styles = {label: _style(i) for i, label in enumerate(labels)}
+    for ax, (key, name, first) in zip(axes, panels):
         for label in labels:
-            curve = _curves(runs, label, key)
+            curve = _curves(runs, label, key, first)
             if curve is None:
                 continue
             x, mean, lo, hi = curve
-            ax.plot(x, mean, color=colors[label], label=label)
-            ax.fill_between(x, lo, hi, color=colors[label], alpha=0.15, linewidth=0)
+            ax.plot(x, mean, label=label, markevery=max(1, len(x) // 10), **styles[label])
+            ax.fill_between(x, lo, hi, color=styles[label]["color"], alpha=0.12, linewidth=0)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -239,6 +286,7 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
     # dead-unit fraction per layer over epochs, one panel per activation
     fig = Figure(figsize=(4.2 * len(labels), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(labels), sharey=True))
+    legend_ax = None
     for ax, label in zip(axes, labels):
         done = [r for r in runs if r["activation"] == label and r["status"] == "done"]
         ax.set_title(label)
@@ -247,21 +295,25 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         if not done:
             ax.text(0.5, 0.5, "no finished run", ha="center", transform=ax.transAxes)
             continue
+        names = layer_labels(done[0])
         layers = list(done[0]["history"][0]["dead_layers"])
         cmap = _colormap()
+        length = min(len(r["history"]) for r in done)
         for i, layer in enumerate(layers):
-            length = min(len(r["history"]) for r in done)
             arr = np.array([[h["dead_layers"].get(layer, np.nan) for h in r["history"][:length]]
                             for r in done], dtype=float)
             ax.plot(np.arange(length), np.nanmean(arr, 0), color=cmap(i / max(len(layers) - 1, 1)),
-                    label=layer, linewidth=1.2)
+                    label=names.get(layer, layer), linewidth=1.2,
+                    linestyle=LINE_STYLES[i % len(LINE_STYLES)])
         curve = _curves(runs, label, "dead_fraction")
         if curve is not None:
             ax.plot(curve[0], curve[1], color="black", linestyle="--", linewidth=2, label="all layers")
+        legend_ax = legend_ax or ax
     axes[0].set_ylabel("dead fraction of the layer's units")
-    handles, names = axes[0].get_legend_handles_labels()
-    if len(names) <= 20:
-        axes[-1].legend(handles, names, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if legend_ax is not None:
+        handles, names = legend_ax.get_legend_handles_labels()
+        if len(names) <= 20:
+            axes[-1].legend(handles, names, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(f"{title}\ndead units per layer (never > 0 on the validation set), mean over seeds; "
                  "light = first layer, dark = last")
     path = os.path.join(out_dir, "dead_units.png")

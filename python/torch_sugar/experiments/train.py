@@ -4,6 +4,11 @@ Pairing: for a given seed every activation starts from the same initial weights 
 built with ``nn.ReLU`` after ``torch.manual_seed(seed)`` and only then converted) and sees the
 same mini-batches in the same order (a generator of its own, seeded with the seed), so the
 differences between activations over seeds are paired samples.
+
+Model selection: after every epoch the model is scored on the validation rows (``select_by``:
+the validation loss, the weighted one when classes are weighted, or the validation AUC); the test
+metrics are those of the best epoch (epoch 0, the untrained model, is not a candidate), and with
+``patience`` training stops after that many epochs without improvement.
 """
 import math
 import random
@@ -46,6 +51,9 @@ class TrainConfig:
     clip_grad: Optional[float] = None
     augment: bool = False
     device: str = "cpu"
+    select_by: str = "loss"
+    patience: Optional[int] = None
+    pos_weight: Optional[str] = None  # None, "auto" or a number as text
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -84,8 +92,22 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
     return out
 
 
+def class_weights(data: Data, pos_weight: Optional[str]) -> Optional[torch.Tensor]:
+    """``--pos-weight``: None, or the loss weights (1, w) of a binary task; ``auto`` is
+    w = negatives / positives of the training rows."""
+    if pos_weight is None:
+        return None
+    if pos_weight == "auto":
+        counts = np.bincount(data.train.y.numpy(), minlength=2)
+        w = counts[0] / max(int(counts[1]), 1)
+    else:
+        w = float(pos_weight)
+    return torch.tensor([1.0, w], dtype=torch.float32)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, monitor: Optional[DeadUnitMonitor] = None
+def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, monitor: Optional[DeadUnitMonitor] = None,
+             weight: Optional[torch.Tensor] = None
              ) -> Tuple[Dict[str, Optional[float]], np.ndarray, Optional[dict]]:
     """Metrics on one split; with ``monitor``, also the dead units over the whole split.
 
@@ -103,7 +125,8 @@ def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, monitor: Optional
         if monitor is not None:
             monitor.enabled = False
     log_probs = torch.cat(outs).double().numpy()
-    metrics = classification_metrics(split.y.numpy(), log_probs, split.groups)
+    metrics = classification_metrics(split.y.numpy(), log_probs, split.groups,
+                                      None if weight is None else weight.numpy())
     dead = monitor.results().as_dict() if monitor is not None else None
     return metrics, log_probs, dead
 
@@ -112,17 +135,34 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def _selection_score(val: dict, select_by: str) -> Optional[float]:
+    """Higher is better."""
+    if select_by == "auc":
+        return val["auc"]
+    loss = val.get("weighted_loss", val["loss"])
+    return None if loss is None else -loss
+
+
 def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
               progress: Optional[Callable[[int, dict], None]] = None,
-              bar=None) -> Tuple[dict, Optional[np.ndarray]]:
-    """Trains one model; returns (the run's record for results.json, test log-probabilities).
+              bar=None, factory: Optional[Callable[[], nn.Module]] = None
+              ) -> Tuple[dict, Optional[np.ndarray], nn.Module]:
+    """Trains one model; returns (the run's record for results.json, test log-probabilities, the
+    model at the selected epoch, in eval mode).
 
     ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) advanced once per batch.
+    ``factory``: builds the model with ``nn.ReLU`` activations (``--model-fn``); default
+    :func:`~.models.build_model` from ``cfg``.
     """
     seed_everything(seed)
-    model = build_model(cfg.model, data.input_shape, data.n_classes, cfg.hidden, cfg.width,
-                        cfg.dropout, cfg.norm, data.kind, cfg.init)
+    if factory is not None:
+        model = factory()
+    else:
+        model = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
+                            cfg.dropout, cfg.norm, cfg.init)
     model = spec.apply(model).to(cfg.device)
+    weight = class_weights(data, cfg.pos_weight)
+    train_weight = None if weight is None else weight.to(cfg.device)
     monitor = DeadUnitMonitor(model, MONITORED_TYPES, enabled=False)
     optimizer = make_optimizer(cfg, model.parameters())
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
@@ -136,13 +176,21 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     record: dict = {"activation": spec.label, "seed": seed, "status": "done"}
     metric_key = "auc" if data.n_classes == 2 else "accuracy"
     history: List[dict] = []
+    best = {"epoch": None, "score": None, "state": None}
 
     def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float]) -> dict:
-        val, _, dead = evaluate(model, data.val, cfg, monitor)
+        val, _, dead = evaluate(model, data.val, cfg, monitor, weight)
         entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": seconds,
                  "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_auc": val["auc"],
+                 "val_pr_auc": val["pr_auc"],
                  "dead_fraction": dead["fraction"],
                  "dead_layers": {k: v["fraction"] for k, v in dead["layers"].items()}}
+        if "weighted_loss" in val:
+            entry["val_weighted_loss"] = val["weighted_loss"]
+        score = _selection_score(val, cfg.select_by)
+        if epoch > 0 and _finite(score) and (best["score"] is None or score > best["score"]):
+            best.update(epoch=epoch, score=score,
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
         history.append(entry)
         if progress is not None:
             progress(epoch, entry)
@@ -173,7 +221,7 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             if cfg.augment and data.kind == "image":
                 xb = augment_batch(xb, augment_gen)
             xb, yb = xb.to(cfg.device), data.train.y[idx].to(cfg.device)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(model(xb), yb, weight=train_weight)
             if not torch.isfinite(loss):
                 diverged = True
                 break
@@ -196,16 +244,23 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             scheduler.step()
         epoch_seconds.append(seconds)
         log_epoch(epoch, total / max(count, 1), seconds)
+        if cfg.patience is not None and best["epoch"] is not None and epoch - best["epoch"] >= cfg.patience:
+            break
 
-    test, log_probs, dead_end = evaluate(model, data.test, cfg, monitor)
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    test, log_probs, dead_end = evaluate(model, data.test, cfg, monitor, weight)
     monitor.remove()
+    model.eval()
     if record["status"] != "done" or not _finite(test["loss"]):
         record["status"] = "diverged"
         test = {k: None for k in test}
         dead_end, log_probs = None, None
     record.update({
-        "loss": test["loss"], "accuracy": test["accuracy"], "auc": test["auc"], "uauc": test["uauc"],
-        "uauc_groups": test.get("uauc_groups"),
+        "loss": test["loss"], "accuracy": test["accuracy"], "auc": test["auc"],
+        "pr_auc": test["pr_auc"], "uauc": test["uauc"], "uauc_groups": test.get("uauc_groups"),
+        "selected_epoch": best["epoch"], "selected_by": cfg.select_by,
+        "stopped_early": len(epoch_seconds) < cfg.epochs and record["status"] == "done",
         "dead_fraction_start": dead_start["fraction"],
         "dead_fraction_end": None if dead_end is None else dead_end["fraction"],
         "dead_start": dead_start, "dead_end": dead_end,
@@ -214,4 +269,6 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
         "train_seconds": float(np.sum(epoch_seconds)),
         "history": history,
     })
-    return record, log_probs
+    if weight is not None:
+        record["pos_weight"] = float(weight[1])
+    return record, log_probs, model

@@ -1,0 +1,121 @@
+"""``--model-fn FILE.py:FUNCTION``: the user's own ``nn.Module`` factory, and ``--save-models``.
+
+The factory is called as ``FUNCTION(spec, n_outputs)`` with the :class:`~.data.InputSpec` of the
+data and the number of classes, once per run after the run's seed is set, and must return an
+``nn.Module`` whose activations to compare are ``nn.ReLU`` modules; each SUGAR activation of
+``--activations`` is put in with :func:`torch_sugar.convert`. See examples/model_fn_example.py.
+"""
+import importlib.util
+import json
+import os
+import warnings
+from typing import Callable, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .errors import UsageError
+
+
+def load_model_fn(text: str) -> Callable:
+    """The function named by ``FILE.py:FUNCTION``, imported from the file."""
+    path, sep, name = text.rpartition(":")
+    if not sep or not path or not name:
+        raise UsageError(f"--model-fn: expected FILE.py:FUNCTION, got {text!r}")
+    if not os.path.isfile(path):
+        raise UsageError(f"--model-fn: no such file: {path}")
+    module_name = "torch_sugar_model_fn_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"--model-fn: cannot import {path} (is it a .py file?)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: report it in one line
+        raise UsageError(f"--model-fn: importing {path} failed: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, name, None)
+    if fn is None or not callable(fn):
+        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+                         and getattr(v, "__module__", None) == module_name)
+        what = "no function" if fn is None else "a non-callable"
+        raise UsageError(f"--model-fn: {path} has {what} {name!r}; its functions: "
+                         f"{', '.join(defined) or 'none'}")
+    return fn
+
+
+def model_factory(text: str, spec, n_outputs: int,
+                  example: torch.Tensor) -> Tuple[Callable[[], nn.Module], nn.Module]:
+    """(a factory that calls the user's function and checks what it returns, one probe model).
+
+    Checks once: the result is an ``nn.Module``, has an ``nn.ReLU`` to convert (and for
+    :class:`~torch_sugar.DeadUnitMonitor` to count), and maps ``example`` rows to ``(rows, n_outputs)``."""
+    fn = load_model_fn(text)
+
+    def factory() -> nn.Module:
+        try:
+            model = fn(spec, n_outputs)
+        except UsageError:
+            raise
+        except Exception as exc:
+            raise UsageError(f"--model-fn: {text}(spec, {n_outputs}) raised {type(exc).__name__}: "
+                             f"{exc}") from None
+        if not isinstance(model, nn.Module):
+            raise UsageError(f"--model-fn: {text} returned a {type(model).__name__}, not an nn.Module")
+        return model
+
+    probe = factory()
+    if not any(isinstance(m, nn.ReLU) for m in probe.modules()):
+        raise UsageError(f"--model-fn: the model from {text} has no nn.ReLU module, so there is "
+                         "nothing to convert to SUGAR and no unit to count as dead; build its "
+                         "activations as nn.ReLU modules (torch.relu/F.relu calls inside forward "
+                         "cannot be converted)")
+    try:
+        with torch.no_grad():
+            out = probe.eval()(example)
+    except Exception as exc:
+        raise UsageError(f"--model-fn: the model from {text} fails on a batch of input shape "
+                         f"{tuple(example.shape)}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (example.shape[0], n_outputs):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UsageError(f"--model-fn: the model from {text} returns {shape} for {example.shape[0]} "
+                         f"rows; expected ({example.shape[0]}, {n_outputs}): one logit per class")
+    return factory, probe
+
+
+# ------------------------------------------------------------------------------ --save-models
+def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tensor) -> dict:
+    """``<stem>.state_dict.pt`` (``torch.save`` of the state_dict) and ``<stem>.torchscript.pt``
+    (``torch.jit.script``, or ``torch.jit.trace`` on ``example`` when the model cannot be
+    scripted); the TorchScript file loads with ``torch.jit.load`` after ``import torch_sugar``
+    and from C++ with ``torch::jit::load`` in a program linked with ``TorchSugar::TorchSugar``."""
+    model = model.cpu().eval()
+    state_path = os.path.join(directory, stem + ".state_dict.pt")
+    script_path = os.path.join(directory, stem + ".torchscript.pt")
+    torch.save(model.state_dict(), state_path)
+    try:
+        scripted = torch.jit.script(model)
+        how = "script"
+    except Exception:  # e.g. plain:NAME activations hold a Python function
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated upstream
+            scripted = torch.jit.trace(model, example.cpu())
+        how = "trace"
+    scripted.save(script_path)
+    return {"state_dict": state_path, "torchscript": script_path, "torchscript_by": how}
+
+
+def write_preprocessing(directory: str, preprocessing: dict, spec, model_text: str,
+                        activations: Sequence[str]) -> str:
+    path = os.path.join(directory, "preprocessing.json")
+    payload = {
+        "about": "How to turn a raw row into the saved models' input; the models return one logit "
+                 "per class (softmax gives the probabilities, class order in 'classes').",
+        **preprocessing,
+        "input_spec": spec.as_dict(),
+        "model": model_text,
+        "activations": list(activations),
+    }
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+        f.write("\n")
+    return path
