@@ -82,13 +82,7 @@ def convert(model: nn.Module, surrogate: str = "bsilu", alpha: Optional[float] =
         new._relu_inplace = bool(relu.inplace)  # so revert() gives back the same nn.ReLU
         return new
 
-    if isinstance(model, nn.ReLU):
-        return make(model)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.ReLU):
-                setattr(parent, name, make(child))
-    return model
+    return swap_modules(model, nn.ReLU, make)
 
 
 def revert(model: nn.Module) -> nn.Module:
@@ -99,10 +93,18 @@ def revert(model: nn.Module) -> nn.Module:
     def make(sugar: SugarReLU) -> nn.ReLU:
         return nn.ReLU(inplace=getattr(sugar, "_relu_inplace", False))
 
-    if isinstance(model, SugarReLU):
+    return swap_modules(model, SugarReLU, make)
+
+
+def swap_modules(model: nn.Module, kind: type, make) -> nn.Module:
+    """Replaces every submodule of type ``kind`` (nested ones too) by ``make(old)``, in place.
+
+    Returns the model, or ``make(model)`` if the model itself is a ``kind``. The one loop behind
+    :func:`convert`, :func:`revert` and the experiment tool's plain-activation swap."""
+    if isinstance(model, kind):
         return make(model)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, SugarReLU):
+            if isinstance(child, kind):
                 setattr(parent, name, make(child))
     return model
