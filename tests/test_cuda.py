@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import torch_sugar
-from test_ops import assert_agrees_with_cpu
+from conftest import assert_agrees_with_cpu
 
 HAS_CUDA_KERNELS = torch_sugar.build_info()["cuda_compiled"]
 GPU = torch.cuda.is_available()
@@ -31,8 +31,8 @@ needs_gpu = pytest.mark.skipif(
 def sample_x(n=4099, seed=0):
     """float32 inputs that cover every branch: 0 and +-0, tiny, moderate, large and huge values."""
     gen = torch.Generator().manual_seed(seed)
-    special = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0,
-                            10.0, -10.0, 30.0, -30.0, 60.0, -60.0, 1e4, -1e4, 1e30, -1e30], dtype=torch.float64)
+    special = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 10.0,
+                            -10.0, 30.0, -30.0, 60.0, -60.0, 1e4, -1e4, 1e30, -1e30], dtype=torch.float64)
     body = torch.randn(n - special.numel(), generator=gen, dtype=torch.float64) * 4
     return torch.cat([special, body]).float()
 
@@ -212,7 +212,8 @@ def test_cpu_only_build_says_it_has_no_cuda_kernels():
         "torch_sugar.relu_backward": lambda: torch_sugar.relu_backward(x, x),
         "sugar::relu": lambda: torch.ops.sugar.relu(x, "bsilu", None, False),
         "sugar::relu_backward": lambda: torch.ops.sugar.relu_backward(x, x, "bsilu", None, False),
-        "sugar::_relu_double_backward": lambda: torch.ops.sugar._relu_double_backward(x, x, x, "bsilu", None, False),
+        "sugar::_relu_double_backward":
+            lambda: torch.ops.sugar._relu_double_backward(x, x, x, "bsilu", None, False),
     }
     for name, call in calls.items():
         with pytest.raises(NotImplementedError, match=NO_CUDA_MESSAGE) as info:

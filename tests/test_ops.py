@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import torch_sugar
-from conftest import DEVICES, DTYPES
+from conftest import DEVICES, DTYPES, assert_agrees_with_cpu
 from reference import ALPHA_SURROGATES, DEFAULT_ALPHA, SURROGATES, bits, grad_input, grad_self_second
 
 # Values the issue asks for, plus the kinks, huge and tiny magnitudes.
@@ -40,7 +40,8 @@ def as_np(t):
 
 def assert_close_ref(out, ref, dtype, what):
     rtol, atol = TOLS[dtype]
-    got = as_np(out)
+    got = as_np(out).ravel()
+    ref = np.broadcast_to(ref, out.shape).ravel()
     ok = np.abs(got - ref) <= atol + rtol * np.abs(ref)
     if not ok.all():
         i = int(np.argmin(ok))
@@ -100,10 +101,12 @@ def stride_cases(device):
         ("(2,3,1,1) strides (3,1,3,3)", strided((2, 3, 1, 1), (3, 1, 3, 3))),
         ("(1,3,1,1) strides (100,1,7,9)", strided((1, 3, 1, 1), (100, 1, 7, 9))),
         ("(2,1,5) strides (5,77,1)", strided((2, 1, 5), (5, 77, 1))),
-        ("global pooling output", torch.randn(2, 8, 6, 6).to(device).contiguous(memory_format=cl).mean((2, 3), keepdim=True)),
+        ("global pooling output",
+         torch.randn(2, 8, 6, 6).to(device).contiguous(memory_format=cl).mean((2, 3), keepdim=True)),
         ("channels_last", base.contiguous(memory_format=cl)),
         ("channels_last with C=1", torch.randn(2, 1, 4, 5).to(device).contiguous(memory_format=cl)),
-        ("channels_last_3d", torch.randn(2, 3, 4, 5, 6).to(device).contiguous(memory_format=torch.channels_last_3d)),
+        ("channels_last_3d",
+         torch.randn(2, 3, 4, 5, 6).to(device).contiguous(memory_format=torch.channels_last_3d)),
         ("transposed", torch.randn(8, 9).to(device).t()),
         ("permuted", base.permute(2, 0, 3, 1)),
         ("permuted with size-1 dims", torch.randn(3, 1, 4, 1).to(device).permute(3, 2, 1, 0)),
@@ -321,26 +324,6 @@ def test_rejects_bad_alpha(surrogate, alpha, rule):
 
 # ---------------------------------------------------------------- agreement with the CPU kernels
 
-# (rtol, atol) of another device's kernels against the CPU kernels. Half types: both compute in
-# float and round once, so they differ by at most one unit in the last place of the result, where
-# the float results straddle a rounding boundary. float32: CUDA's expf/erfcf are within 2 ulp of
-# glibc's, a few more after the products and sums of the formulas; atol (times the largest value)
-# covers results that cancel to near zero (s'' of gelu near x = sqrt(2)).
-CPU_AGREEMENT_TOLS = {
-    torch.float16: (2 ** -10, 1e-5),
-    torch.bfloat16: (2 ** -7, 1e-5),
-    torch.float32: (1e-5, 1e-6),
-    torch.float64: (1e-13, 1e-15),
-}
-
-
-def assert_agrees_with_cpu(got, want, dtype, what):
-    rtol, atol = CPU_AGREEMENT_TOLS[dtype]
-    scale = max(1.0, float(want.double().abs().max())) if want.numel() else 1.0
-    torch.testing.assert_close(got.cpu(), want, rtol=rtol, atol=atol * scale, equal_nan=True,
-                               msg=lambda m: f"{what}: {m}")
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])  # none: skipped
 def test_kernels_agree_with_the_cpu_kernels(device, dtype):
@@ -366,8 +349,10 @@ def test_kernels_agree_with_the_cpu_kernels(device, dtype):
 def operand_layouts(dtype, device):
     """(name, x, grad) triples: the flat path (every operand dense with the same offsets) and the
     strided one of the kernels, with grad laid out like x or not."""
-    base = sample_x(torch.float64, "cpu", n=2 * 3 * 17 * 19 - len(SPECIAL)).reshape(2, 3, 17, 19).to(dtype).to(device)
-    grad = torch.randn(base.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64).to(dtype).to(device)
+    n = 2 * 3 * 17 * 19
+    base = sample_x(dtype, device, n=n - len(SPECIAL)).reshape(2, 3, 17, 19)
+    grad = (torch.rand(n, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 2 - 0.5)
+    grad = grad.to(dtype).to(device).reshape(2, 3, 17, 19)
     cl = torch.channels_last
     pooled = base.mean((2, 3), keepdim=True)  # (2, 3, 1, 1)
     return [
@@ -483,7 +468,8 @@ def test_largest_alpha_keeps_gradients_finite(device, dtype, surrogate):
         ok = np.isfinite(ref_d) & np.isfinite(ref_d2) & (np.abs(as_np(x)) < 1e150)
         np.testing.assert_allclose(as_np(d)[ok], ref_d[ok], rtol=1e-12, atol=1e-280)
         # s'' of nelu cancels to ~0 at x = -1/sqrt(3): absolute error relative to its largest terms.
-        np.testing.assert_allclose(as_np(d2)[ok], ref_d2[ok], rtol=1e-12, atol=1e-14 * np.abs(ref_d2[ok]).max())
+        np.testing.assert_allclose(as_np(d2)[ok], ref_d2[ok], rtol=1e-12,
+                                   atol=1e-14 * np.abs(ref_d2[ok]).max())
 
 
 @pytest.mark.parametrize("surrogate", ALPHA_SURROGATES)
@@ -492,8 +478,9 @@ def test_alpha_past_the_largest_is_rejected_naming_the_bound(surrogate):
     for alpha in (high * 1.01, high * 1e3, 1.7e308):
         if alpha == high * 1.01 and high == 1.0:
             alpha = 1.01
-        for call in (lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, alpha),
-                     lambda: torch.ops.sugar.relu_backward(torch.ones(3), torch.randn(3), surrogate, alpha, False)):
+        x = torch.randn(3)
+        for call in (lambda: torch.ops.sugar.relu(x, surrogate, alpha),
+                     lambda: torch.ops.sugar.relu_backward(torch.ones(3), x, surrogate, alpha, False)):
             with pytest.raises(ValueError) as info:
                 call()
             msg = str(info.value)
@@ -503,22 +490,29 @@ def test_alpha_past_the_largest_is_rejected_naming_the_bound(surrogate):
                 assert re.search(r"; \S+ keeps .*finite|must be finite", msg), msg
 
 
-@pytest.mark.parametrize("call", [
-    # The three wrong answers of issue 13 (each gave NaN/inf gradients without an error).
-    lambda: torch.ops.sugar.relu_backward(torch.ones(2), torch.tensor([0.0, -1.0]), "nelu", 3e38, False),
-    lambda: torch.ops.sugar.relu_backward(torch.ones(3), torch.tensor([0.0, -1.0, -200.0]), "elu", 1e39, False),
-    lambda: torch.ops.sugar.relu_backward(torch.ones(2, dtype=torch.float64),
-                                          torch.tensor([1.7e308, -1.0], dtype=torch.float64), "bsilu", 1.7e308, False),
-    lambda: torch.ops.sugar.relu_backward(torch.ones(2, dtype=torch.float64),
-                                          torch.tensor([0.0, -1.0], dtype=torch.float64), "nelu", 1.7e308, False),
-    lambda: torch.ops.sugar._relu_double_backward(torch.ones(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64),
-                                                  torch.tensor([-1.0], dtype=torch.float64), "elu", 1.7e308, False),
-    lambda: torch.ops.sugar.relu_backward(torch.ones(1), torch.tensor([3.4028234663852886e38]), "bsilu", 1.1e31, False),
-], ids=["nelu_3e38", "elu_1e39", "bsilu_1.7e308_float64", "nelu_1.7e308_float64", "elu_1.7e308_float64",
-        "bsilu_1.1e31_at_FLT_MAX"])
-def test_overflowing_alphas_raise_instead_of_nan(call):
-    with pytest.raises(ValueError, match=r"alpha for surrogate '\w+' must be a number in .*but got alpha="):
-        call()
+# The three wrong answers of issue 13: each gave NaN/inf gradients without an error.
+# (surrogate, alpha, dtype, x, op: "d" for relu_backward, "d2" for _relu_double_backward)
+OVERFLOWING_ALPHAS = [
+    ("nelu", 3e38, torch.float32, [0.0, -1.0], "d"),  # was [nan, -inf]
+    ("elu", 1e39, torch.float32, [0.0, -1.0, -200.0], "d"),  # was [inf, inf, nan]
+    ("bsilu", 1.7e308, torch.float64, [1.7e308, -1.0], "d"),
+    ("nelu", 1.7e308, torch.float64, [0.0, -1.0], "d"),
+    ("elu", 1.7e308, torch.float64, [-1.0], "d2"),
+    ("bsilu", 1.1e31, torch.float32, [3.4028234663852886e38], "d"),  # x + alpha overflows
+]
+
+
+@pytest.mark.parametrize("surrogate,alpha,dtype,xs,op", OVERFLOWING_ALPHAS,
+                         ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in OVERFLOWING_ALPHAS])
+def test_overflowing_alphas_raise_instead_of_nan(surrogate, alpha, dtype, xs, op):
+    x = torch.tensor(xs, dtype=dtype)
+    ones = torch.ones_like(x)
+    with pytest.raises(ValueError, match=rf"alpha for surrogate '{surrogate}' must be a number in .*"
+                                         rf"but got alpha={re.escape(repr(alpha))}"):
+        if op == "d":
+            torch.ops.sugar.relu_backward(ones, x, surrogate, alpha, False)
+        else:
+            torch.ops.sugar._relu_double_backward(ones, ones, x, surrogate, alpha, False)
 
 
 @pytest.mark.xfail(reason="lead fixes _ops.py", strict=False)
@@ -545,8 +539,10 @@ def test_bad_arguments_on_device(device):
     x = torch.randn(8, device=device)
     raises(TypeError, "torch.int64", lambda: torch.ops.sugar.relu(torch.arange(8, device=device)))
     other = "meta" if device == "cpu" else "cpu"
-    raises(ValueError, "same device", lambda: torch.ops.sugar.relu_backward(torch.randn(8, device=other), x, "bsilu", None, False))
-    raises(ValueError, "same shape", lambda: torch.ops.sugar.relu_backward(torch.randn(4, device=device), x, "bsilu", None, False))
+    raises(ValueError, "same device",
+           lambda: torch.ops.sugar.relu_backward(torch.randn(8, device=other), x, "bsilu", None, False))
+    raises(ValueError, "same shape",
+           lambda: torch.ops.sugar.relu_backward(torch.randn(4, device=device), x, "bsilu", None, False))
     raises(ValueError, "unknown surrogate", lambda: torch.ops.sugar.relu(x, "no_such_surrogate", None, False))
 
 
