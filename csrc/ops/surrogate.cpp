@@ -10,7 +10,7 @@ namespace sugar {
 namespace {
 
 struct AlphaRule {
-  double low;         // alpha must be >= low (or > low when low_open)
+  double low;  // alpha must be >= low (or > low when low_open)
   bool low_open;
   double high;        // alpha must be <= high
   const char* words;  // the rule in words, for the table and error messages
@@ -53,6 +53,8 @@ constexpr double kNeluMaxAlpha = 5e37;
 constexpr double kEluMaxAlpha = 3e38;
 
 // The order here is the order of surrogates() and of the "valid names" in error messages.
+// (Laid out by hand, one surrogate per entry: clang-format would put every field on a line.)
+// clang-format off
 const Entry kEntries[] = {
     {"relu", math::Surrogate::relu, false, 0.0, {0, false, 0, "", ""},
      "control: the exact gradient of torch.relu (1 for x > 0, else 0)", ""},
@@ -86,6 +88,7 @@ const Entry kEntries[] = {
     {"mish", math::Surrogate::mish, false, 0.0, {0, false, 0, "", ""},
      "Mish: x * tanh(softplus(x))", ""},
 };
+// clang-format on
 
 // `text` as Python's repr shows a str's characters: printable ASCII as is, \\ and \' escaped,
 // \t \n \r by name, every other byte (control characters, NUL, non-ASCII) as \xNN. So an error
@@ -162,8 +165,8 @@ SurrogateSpec parse_surrogate(
   const auto& r = entry->rule;
   const bool ok = std::isfinite(a) && (r.low_open ? a > r.low : a >= r.low) && a <= r.high;
   TORCH_CHECK_VALUE(
-      ok, op, ": alpha for surrogate '", entry->name, "' must be ", r.words, ", but got alpha=",
-      format_double(a), " (default ", format_double(entry->default_alpha), ")",
+      ok, op, ": alpha for surrogate '", entry->name, "' must be ", r.words,
+      ", but got alpha=", format_double(a), " (default ", format_double(entry->default_alpha), ")",
       // Past the upper bound, say where the bound comes from.
       a > r.high && *r.why != '\0' ? "; " : "", a > r.high ? r.why : "");
   spec.alpha = a;
