@@ -33,7 +33,8 @@ struct Entry {
 // double. An alpha valid in float is far inside double's range for every bound below, so float
 // sets them, evaluated as surrogate_math.h writes the formulas (F = FLT_MAX ~ 3.4028e38; x any
 // finite float, so |x| <= F). Each bound is a round number below the exact limit, so that rounding
-// alpha to float (relative error 2^-24) cannot carry it over.
+// alpha to float (relative error 2^-24) cannot carry it over. (The result grad * d(x) of a 16-bit
+// dtype can still round to inf, as any gradient can: d(0) of bsilu at alpha = 1e30 is 2.5e29.)
 //
 // bsilu: d = sigma + (x + a) sigma sigma(-x); s'' = 2 sigma sigma(-x) + ((x + a) sigma sigma(-x))
 //   (sigma(-x) - sigma). With sigma sigma(-x) <= 1/4 and |sigma(-x) - sigma| <= 1 both are finite
