@@ -399,6 +399,11 @@ def test_misaligned_storage_and_tails(device, dtype, offset):
         assert torch.equal(y, torch.relu(x)), n
         gx = torch.ops.sugar.relu_backward(g, x, "bsilu", None, False)
         assert_close_ref(gx, grad_input("bsilu", as_np(g), as_np(x)), dtype, f"n={n} offset={offset}")
+        # The double backward, element by element the same math whatever the alignment: bitwise
+        # what the same values give in freshly allocated (aligned) tensors.
+        ggx = torch.ops.sugar._relu_double_backward(g, g, x, "gelu", None, False)
+        aligned = torch.ops.sugar._relu_double_backward(g.clone(), g.clone(), x.clone(), "gelu", None, False)
+        assert torch.equal(bits(ggx), bits(aligned)), f"double backward n={n} offset={offset}"
 
 
 @pytest.mark.parametrize("shape", [(0,), (3, 0, 2), (0, 4)])
