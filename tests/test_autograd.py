@@ -130,3 +130,18 @@ def test_half_precision_gradients_round_once(device):
         ours = torch.ops.sugar.relu_backward(g, x, "gelu", None, False)
         f32 = torch.ops.sugar.relu_backward(g.float(), x.float(), "gelu", None, False)
         assert torch.equal(ours, f32.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_opcheck_double_backward_op(device, dtype):
+    """The private double-backward op under FakeTensor (its Meta kernel against the real one,
+    output strides included) and opcheck's schema checks, on layouts where torch.relu's output
+    strides differ from x's (size-1 dims with unusual strides) or follow them (transposed)."""
+    def make(size, stride=None):
+        x = torch.randn(size, dtype=torch.float64).to(dtype).to(device)
+        return x if stride is None else torch.empty_strided(size, stride, dtype=dtype, device=device).copy_(x)
+
+    for x in (make((3, 5, 7)), make((2, 3, 1, 1), (3, 1, 3, 3)), make((7, 9)).t()):
+        g = torch.randn_like(x)
+        torch.library.opcheck(torch.ops.sugar._relu_double_backward.default, (g, g, x, "bsilu", None, False),
+                              test_utils=("test_schema", "test_faketensor"))

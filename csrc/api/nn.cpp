@@ -8,20 +8,11 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include <charconv>
-
 namespace sugar {
 namespace nn {
 namespace {
 
 constexpr const char* kModuleName = "sugar::nn::SugarReLU";
-
-// Shortest text that reads back as v ("0.05", not "0.050000000000000003").
-std::string format_double(double v) {
-  char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, res.ptr);
-}
 
 c10::IValue read_entry(torch::serialize::InputArchive& archive, const char* key) {
   c10::IValue value;

@@ -9,6 +9,7 @@
 #include <c10/util/string_view.h>
 
 #include <optional>
+#include <string>
 
 namespace sugar {
 
@@ -26,5 +27,9 @@ SurrogateSpec parse_surrogate(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only);
+
+// As Python's repr writes a float: the shortest text that reads back as v ("0.1", not
+// "0.10000000000000001"), with ".0" on whole numbers ("0.0", "-1.0"). For messages and reprs.
+std::string format_double(double v);
 
 }  // namespace sugar

@@ -1,6 +1,7 @@
 // CPU kernels of sugar::relu, sugar::relu_backward and sugar::_relu_double_backward.
 // Contiguous float32/bfloat16/float16 runs of relu and relu_backward go to the vectorized kernel
 // table chosen for this CPU (kernels.h); everything else runs the scalar loops of loops.h.
+#include "../output.h"
 #include "../relu.h"
 #include "../surrogate_math.h"
 #include "grad_table.h"
@@ -21,24 +22,6 @@ namespace sugar {
 namespace {
 
 static_assert(math::kNumSurrogates == cpu::kTableSurrogates, "kernels.h: kTableSurrogates is stale");
-
-// at::empty_like(self), without the two trips through the dispatcher when self is a plain
-// contiguous tensor (the usual case, where they are a good part of a small tensor's per-call
-// cost). Same result: empty_like keeps a dense input's strides, here the contiguous ones.
-at::Tensor empty_like_fast(const at::Tensor& self) {
-  if (self.layout() == at::kStrided) {
-    const auto sizes = self.sizes();
-    const auto strides = self.strides();
-    int64_t expected = 1;
-    bool contiguous = true;
-    for (int64_t d = self.dim() - 1; d >= 0 && contiguous; --d) {
-      contiguous = strides[d] == expected;
-      expected *= sizes[d];
-    }
-    if (contiguous) return at::detail::empty_cpu(sizes, self.scalar_type());
-  }
-  return at::empty_like(self);
-}
 
 // Where a dtype's kernels sit in a KernelTable; -1 for float64 (scalar loops only).
 template <typename scalar_t>
@@ -61,7 +44,7 @@ at::Tensor relu_cpu(
     bool negative_only) {
   check_relu_args(self, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
-  at::Tensor out = empty_like_fast(self);
+  at::Tensor out = empty_relu_output(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cpu", [&] {
     constexpr int storage = storage_index<scalar_t>();
     const cpu::ForwardFn vec_fn = (table && storage >= 0) ? table->forward[storage] : nullptr;
@@ -88,7 +71,7 @@ at::Tensor relu_backward_cpu(
   const SurrogateSpec spec =
       check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
   const cpu::KernelTable* table = cpu::active_kernel_table();
-  at::Tensor out = empty_like_fast(self);
+  at::Tensor out = empty_relu_output(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);
@@ -144,7 +127,7 @@ at::Tensor relu_double_backward_cpu(
     bool negative_only) {
   const SurrogateSpec spec = check_relu_double_backward_args(
       grad_grad, grad_output, self, surrogate, alpha, negative_only);
-  at::Tensor out = empty_like_fast(self);
+  at::Tensor out = empty_relu_output(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);

@@ -2,9 +2,11 @@
 // of the same dtype T and shape.
 //
 // Two paths:
-//  - flat: every operand has the same strides and is non-overlapping and dense (contiguous,
-//    channels_last, any permutation of them). Element i of every operand then sits at the same
-//    offset from its data pointer, so the op runs over [0, numel) as one flat array. When every
+//  - flat: the output is non-overlapping and dense (contiguous, channels_last, any permutation of
+//    them) and every input has its strides on every dim of size > 1 (a size-1 dim's stride never
+//    multiplies a nonzero index, so (N,C,1,1) tensors whose size-1 strides differ, common after
+//    global pooling, still qualify). Element i of every operand then sits at the same offset from
+//    its data pointer, so the op runs over [0, numel) as one flat array. When every
 //    pointer is 16-byte aligned it moves 16-byte vectors (LDG.128/STG.128) and finishes the last
 //    numel % vector elements in a scalar tail; otherwise it runs the same loop one element at a
 //    time (still coalesced).
@@ -181,8 +183,21 @@ void launch_strided(at::TensorIteratorBase& iter, const Op& op, cudaStream_t str
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// out[i] = op(inputs[0][i], ...). `out` was allocated by the caller (empty_like of self, the last
-// input) and every input has out's shape, dtype and device. The caller holds a device guard.
+// Whether every element of `t` sits at the same offset from its data pointer as in `out` (same
+// shape): equal strides on every dim of size > 1; the strides of size-1 dims never matter.
+inline bool same_offsets(const at::Tensor& t, const at::Tensor& out) {
+  const auto sizes = out.sizes();
+  const auto t_strides = t.strides();
+  const auto out_strides = out.strides();
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] > 1 && t_strides[d] != out_strides[d]) return false;
+  }
+  return true;
+}
+
+// out[i] = op(inputs[0][i], ...). `out` was allocated by the caller (empty_relu_output of self,
+// the last input) and every input has out's shape, dtype and device. The caller holds a device
+// guard.
 template <typename T, int kIn, typename Op>
 void elementwise(const at::Tensor& out, const std::array<at::Tensor, kIn>& inputs, const Op& op) {
   static_assert(std::is_trivially_copyable_v<Op>, "the op is passed to the kernel by value");
@@ -191,7 +206,7 @@ void elementwise(const at::Tensor& out, const std::array<at::Tensor, kIn>& input
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(out.device().index()).stream();
 
   bool flat = out.is_non_overlapping_and_dense();
-  for (const auto& t : inputs) flat = flat && t.strides() == out.strides();
+  for (const auto& t : inputs) flat = flat && same_offsets(t, out);
   if (flat) {
     constexpr int kVec = kVecBytes / sizeof(T);
     static_assert(kVec * sizeof(T) == kVecBytes, "T must divide 16 bytes");

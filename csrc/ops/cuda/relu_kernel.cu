@@ -1,18 +1,18 @@
 // CUDA kernels of sugar::relu, sugar::relu_backward and sugar::_relu_double_backward.
 //
-// Same checks, same output allocation (empty_like of self, so layouts match the CPU and Meta
-// kernels) and the same scalar math (surrogate_math.h, in at::opmath_type<T>: float for
+// Same checks, same output allocation (empty_relu_output, output.h: torch.relu's layout, as on
+// the CPU and Meta) and the same scalar math (surrogate_math.h, in at::opmath_type<T>: float for
 // float16/bfloat16/float32, double for float64) as the CPU kernels; only the loops differ
 // (loops.cuh). The surrogate is a template argument (SUGAR_DISPATCH_SURROGATE hoists the switch out
 // of the element loop); negative_only is a kernel argument, the same for every thread, so its
 // branch is uniform.
+#include "../output.h"
 #include "../relu.h"
 #include "../surrogate_math.h"
 #include "loops.cuh"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/ops/empty_like.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -59,7 +59,7 @@ at::Tensor relu_cuda(
     bool negative_only) {
   check_relu_args(self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
-  at::Tensor out = at::empty_like(self);
+  at::Tensor out = empty_relu_output(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cuda", [&] {
     cuda::elementwise<scalar_t, 1>(out, {self}, ReluForwardOp<scalar_t>{});
   });
@@ -75,7 +75,7 @@ at::Tensor relu_backward_cuda(
   const SurrogateSpec spec =
       check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
-  at::Tensor out = at::empty_like(self);
+  at::Tensor out = empty_relu_output(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);
@@ -97,7 +97,7 @@ at::Tensor relu_double_backward_cuda(
   const SurrogateSpec spec = check_relu_double_backward_args(
       grad_grad, grad_output, self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
-  at::Tensor out = at::empty_like(self);
+  at::Tensor out = empty_relu_output(self);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const opmath_t a = static_cast<opmath_t>(spec.alpha);

@@ -1,10 +1,10 @@
 // Meta kernels: shapes, dtypes and strides without data, for FakeTensor, torch.compile and
 // torch.export. They run the same argument checks as the real kernels and allocate the output
-// exactly as they do (empty_like of self, which keeps self's layout, channels_last included).
-// Everything here is SymInt-safe, so dynamic shapes trace too.
+// exactly as they do (empty_relu_output: torch.relu's layout, output.h). Everything here is
+// SymInt-safe, so dynamic shapes trace too.
+#include "../output.h"
 #include "../relu.h"
 
-#include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
 namespace sugar {
@@ -16,7 +16,7 @@ at::Tensor relu_meta(
     std::optional<double> alpha,
     bool negative_only) {
   check_relu_args(self, surrogate, alpha, negative_only);
-  return at::empty_like(self);
+  return empty_relu_output(self);
 }
 
 at::Tensor relu_backward_meta(
@@ -26,7 +26,7 @@ at::Tensor relu_backward_meta(
     std::optional<double> alpha,
     bool negative_only) {
   check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
-  return at::empty_like(self);
+  return empty_relu_output(self);
 }
 
 at::Tensor relu_double_backward_meta(
@@ -37,7 +37,7 @@ at::Tensor relu_double_backward_meta(
     std::optional<double> alpha,
     bool negative_only) {
   check_relu_double_backward_args(grad_grad, grad_output, self, surrogate, alpha, negative_only);
-  return at::empty_like(self);
+  return empty_relu_output(self);
 }
 
 }  // namespace
