@@ -520,7 +520,6 @@ def test_overflowing_alphas_raise_instead_of_nan(surrogate, alpha, dtype, xs, op
             torch.ops.sugar._relu_double_backward(ones, ones, x, surrogate, alpha, False)
 
 
-@pytest.mark.xfail(reason="lead fixes _ops.py", strict=False)
 def test_huge_int_alpha_is_a_value_error_naming_alpha():
     with pytest.raises(ValueError, match="alpha"):
         torch_sugar.relu(torch.randn(3), "bsilu", 10 ** 400)
