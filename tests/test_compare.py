@@ -251,7 +251,8 @@ def test_surrogates_and_info_commands(capsys):
                  "--activations", "--seeds", "--epochs", "--lr", "--optimizer", "--batch-size",
                  "--device", "--threads", "--out", "plain:gelu", "examples:", "--categorical",
                  "--hash-buckets", "--embedding-dim", "--na-values", "--fill", "--model-fn",
-                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr"):
+                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr",
+                 "--jobs", "--parquet"):
         assert flag in out
 
 

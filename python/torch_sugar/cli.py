@@ -195,21 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="your CSV file with a header row; needs --target. Numeric columns are "
                           "features; text columns and --categorical ones are embedded; only empty "
                           "cells (and --na-values) are missing")
+    src.add_argument("--parquet", metavar="PATH",
+                     help="a Parquet file or a directory of them (read with pyarrow); needs "
+                          "--target. Same column flags and rules as --csv: integer and float "
+                          "columns are numeric (null is missing), text columns are categorical")
     src.add_argument("--images", metavar="DIR",
                      help="a folder with one sub-folder of images per class (read with Pillow)")
     src.add_argument("--cifar", metavar="DIR",
                      help="CIFAR-10 (cifar-10-batches-py) or CIFAR-100 (cifar-100-python) in the "
                           "python format, or their parent folder; never downloaded")
     g.add_argument("--target", metavar="COL",
-                   help="--csv: the class column; classes are its distinct values in sorted order "
+                   help="--csv, --parquet: the class column; classes are its distinct values in sorted order "
                         "(numerically if all are numbers), and with two classes the second (1, "
                         "true, yes) is the positive one for AUC")
     g.add_argument("--group", metavar="COL",
-                   help="--csv: a group column (user id, query id); enables uAUC for two classes")
+                   help="--csv, --parquet: a group column (user id, query id); enables uAUC for two classes")
     g.add_argument("--ignore", metavar="COLS", type=_names, default=[],
-                   help="--csv: comma-separated columns to leave out (ids, timestamps)")
+                   help="--csv, --parquet: comma-separated columns to leave out (ids, timestamps)")
     g.add_argument("--categorical", metavar="COLS", type=_names, default=[],
-                   help="--csv: comma-separated columns to treat as categorical ids (user, item): "
+                   help="--csv, --parquet: comma-separated columns to treat as categorical ids (user, item): "
                         "an embedding each; text columns are categorical anyway. The --group "
                         "column is a feature only when listed here")
     g.add_argument("--hash-buckets", metavar="N", type=_positive_int,
@@ -219,14 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding width of every categorical column (default: min(16, "
                         "round(1.6 * categories^0.56)) per column)")
     g.add_argument("--na-values", metavar="VALUES", type=_names, default=[],
-                   help="--csv: comma-separated cell values that also mean missing, e.g. '?,NA' "
+                   help="--csv, --parquet: comma-separated cell values that also mean missing, e.g. '?,NA' "
                         "(default: only empty cells are missing)")
     g.add_argument("--fill", choices=["mean", "zero"],
-                   help="--csv: fill missing numeric values with the training rows' mean or zero "
+                   help="--csv, --parquet: fill missing numeric values with the training rows' mean or zero "
                         "(default: a missing numeric value is an error; a missing categorical "
                         "value is always a category of its own)")
     g.add_argument("--max-classes", metavar="N", type=_positive_int, default=100,
-                   help="--csv: most distinct target values accepted (default %(default)s)")
+                   help="--csv, --parquet: most distinct target values accepted (default %(default)s)")
     g.add_argument("--image-size", metavar="N", type=_positive_int, default=32,
                    help="--images: resize every image to N x N pixels (default %(default)s)")
     g.add_argument("--grayscale", action="store_true", help="--images: read images as one channel")
@@ -329,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch (default %(default)s: fixed so that the same seed "
                         "gives the same numbers, and fastest for small models; raise it for "
                         "conv nets)")
+    g.add_argument("--jobs", metavar="N", type=_positive_int, default=1,
+                   help="train N (activation, seed) runs at a time, each in a worker process "
+                        "with --threads threads; the numbers are the same as with one (default "
+                        "%(default)s)")
     g.add_argument("--out", metavar="DIR",
                    help="output folder (default results/compare-<data set>); files there are "
                         "overwritten")
@@ -363,17 +371,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_compare_args(args) -> None:
     from .experiments import UsageError
-    if args.csv is None:
+    table = args.csv is not None or args.parquet is not None
+    if not table:
         for flag, value in (("--target", args.target), ("--group", args.group)):
             if value is not None:
-                raise UsageError(f"{flag} only applies to --csv")
+                raise UsageError(f"{flag} only applies to --csv and --parquet")
         for flag, value in (("--ignore", args.ignore), ("--categorical", args.categorical),
                             ("--na-values", args.na_values), ("--fill", args.fill)):
             if value:
-                raise UsageError(f"{flag} only applies to --csv")
+                raise UsageError(f"{flag} only applies to --csv and --parquet")
     elif args.target is None:
-        raise UsageError("--csv needs --target COL (the class column)")
-    if args.dataset is None and args.csv is None and args.images is None and args.cifar is None:
+        raise UsageError(f"{'--csv' if args.csv is not None else '--parquet'} needs --target COL "
+                         "(the class column)")
+    if args.dataset is None and not table and args.images is None and args.cifar is None:
         args.dataset = "digits"
     if args.val_fraction + args.test_fraction > 0.8:
         raise UsageError(f"--val-fraction + --test-fraction must leave at least 20% for training, "

@@ -31,6 +31,9 @@ def load_data(args) -> data_mod.Data:
     if args.csv is not None:
         raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.categorical,
                                 args.na_values, args.fill, args.max_classes)
+    elif getattr(args, "parquet", None) is not None:
+        raw = data_mod.load_parquet(args.parquet, args.target, args.group, args.ignore,
+                                    args.categorical, args.na_values, args.fill, args.max_classes)
     elif args.images is not None:
         raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
     elif args.cifar is not None:
@@ -110,6 +113,7 @@ def _run(args) -> int:
     if len(labels) == 1:
         baseline = None
     check_device(args.device, specs)
+    n_jobs = getattr(args, "jobs", 1)
     set_determinism(args.device, args.threads)
     cfg = train_config(args)
 
@@ -159,7 +163,9 @@ def _run(args) -> int:
          f"  training: {cfg.optimizer} lr {cfg.lr:g}"
          + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
          + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
-           f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}",
+           f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
+         + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes"
+            if n_jobs > 1 else ""),
          f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
          + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
          + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
@@ -174,7 +180,7 @@ def _run(args) -> int:
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["torch-sugar"] + list(args.argv)) if getattr(args, "argv", None) is not None else None,
         "config": {**cfg.as_dict(), "activations": labels, "baseline": baseline,
-                   "seeds": list(args.seeds), "threads": args.threads, "data_seed": args.data_seed,
+                   "seeds": list(args.seeds), "threads": args.threads, "jobs": n_jobs, "data_seed": args.data_seed,
                    "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
                    "limit": args.limit, "model_fn": args.model_fn, "save_models": args.save_models,
                    "hash_buckets": args.hash_buckets, "embedding_dim": args.embedding_dim},
@@ -201,26 +207,44 @@ def _run(args) -> int:
     if args.save_models is not None:
         payload["preprocessing"] = write_preprocessing(args.save_models, data.preprocessing, data.spec,
                                                        model_text, labels)
+    tasks = [(spec, seed) for seed in args.seeds for spec in specs]  # the serial order
+    finished: dict = {}
+
+    def finish(index: int, record: dict, log_probs) -> None:
+        """A run is done: keep it (runs stay in the serial order) and write the results."""
+        spec, seed = tasks[index]
+        finished[index] = record
+        runs[:] = [finished[i] for i in sorted(finished)]
+        if args.save_predictions and log_probs is not None:
+            write_predictions(
+                os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
+                data.test.rows, data.test.groups, data.test.y.numpy(), log_probs,
+                data.class_names)
+        save()
+
+    jobs = min(n_jobs, total)
     try:
-        for seed in args.seeds:
-            for spec in specs:
-                bar = _progress_bar(args.quiet, batches * cfg.epochs,
-                                    f"[{len(runs) + 1}/{total}] {spec.label} seed {seed}")
-                try:
-                    record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory)
-                finally:
-                    if bar is not None:
-                        bar.close()
-                if args.save_models is not None and record["status"] == "done":
-                    record["saved"] = save_model(model, args.save_models,
-                                                 f"{safe_name(spec.label)}-seed{seed}", data.train.x[:2])
-                runs.append(record)
-                if args.save_predictions and log_probs is not None:
-                    write_predictions(
-                        os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
-                        data.test.rows, data.test.groups, data.test.y.numpy(), log_probs,
-                        data.class_names)
-                save()
+        if jobs > 1:
+            from .parallel import run_parallel
+            bar = _progress_bar(args.quiet, batches * cfg.epochs * total,
+                                f"{total} runs in {jobs} processes")
+            try:
+                run_parallel(jobs, tasks, args, data, cfg, bar, batches * cfg.epochs, finish)
+            finally:
+                if bar is not None:
+                    bar.close()
+        for index, (spec, seed) in enumerate(tasks if jobs == 1 else []):
+            bar = _progress_bar(args.quiet, batches * cfg.epochs,
+                                f"[{index + 1}/{total}] {spec.label} seed {seed}")
+            try:
+                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if args.save_models is not None and record["status"] == "done":
+                record["saved"] = save_model(model, args.save_models,
+                                             f"{safe_name(spec.label)}-seed{seed}", data.train.x[:2])
+            finish(index, record, log_probs)
     except KeyboardInterrupt:
         payload["interrupted"] = True
         save()

@@ -304,8 +304,6 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         raise UsageError(f"--csv: no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"--csv: {path} is a directory, not a CSV file")
-    if fill is not None and fill not in FILLS:
-        raise UsageError(f"--fill: unknown fill {fill!r}; valid: {', '.join(FILLS)}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(65536)
@@ -335,7 +333,112 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         if len(row) != len(header):
             raise UsageError(f"--csv: {path} line {line_num} has {len(row)} fields, the header "
                              f"has {len(header)}")
+    columns = [[row[j].strip() for _, row in lines] for j in range(len(header))]
+    return _load_table("--csv", "line", path, header, columns, np.array([n for n, _ in lines]),
+                       target, group, ignore, categorical, na_values, fill, max_classes)
 
+
+def _parquet_column(name: str, column, path: str):
+    """One pyarrow column as :func:`_load_table` takes it: integers, floats and decimals as a
+    float64 array (NaN where null); booleans as the text false/true; text, dictionary-encoded text
+    and other types that arrow can write as text (dates, timestamps) as stripped text cells ("" where
+    null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = pc.fill_null(column.cast(pa.float64()), math.nan)
+        return values.to_numpy() if len(values) else np.zeros(0)
+    if pa.types.is_boolean(kind):
+        return ["" if v is None else "true" if v else "false" for v in column.to_pylist()]
+    try:
+        text = column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise UsageError(f"--parquet: column {name!r} of {path} has type {kind}, which cannot be read "
+                         "as numbers or text; leave it out with --ignore") from None
+    return ["" if v is None else v.strip() for v in text.to_pylist()]
+
+
+def parquet_files(path: str) -> List[str]:
+    """``path`` itself, or the ``*.parquet`` files of a directory in sorted order."""
+    if not os.path.exists(path):
+        raise UsageError(f"--parquet: no such file or directory: {path}")
+    if not os.path.isdir(path):
+        return [path]
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                   if f.endswith(".parquet") and os.path.isfile(os.path.join(path, f)))
+    if not files:
+        raise UsageError(f"--parquet: directory {path} has no .parquet files")
+    return files
+
+
+def load_parquet(path: str, target: str, group: Optional[str] = None, ignore: Sequence[str] = (),
+                 categorical: Sequence[str] = (), na_values: Sequence[str] = (),
+                 fill: Optional[str] = None, max_classes: int = 100) -> RawData:
+    """A Parquet file, or a directory of ``*.parquet`` files with the same columns (read in
+    sorted order), read with pyarrow; the columns then go through the same rules as CSV
+    (:func:`load_csv`) with typed columns: integer, float and decimal columns are numeric (null is
+    missing), boolean columns are the text false/true, and text columns are read like CSV cells
+    (empty text, null and ``na_values`` are missing). Row numbers (predictions, messages) count
+    from 0 over the files in order. Columns in ``ignore`` are never read."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("--parquet needs pyarrow: pip install pyarrow "
+                         "(or pip install 'torch-sugar[experiments]')") from None
+    tables, header = [], None
+    for file in parquet_files(path):
+        try:
+            names = pq.read_schema(file).names
+            if header is None:
+                header = list(names)
+                if len(set(header)) != len(header):
+                    dup = sorted({h for h in header if header.count(h) > 1})
+                    raise UsageError(f"--parquet: {file} has duplicate column names: {', '.join(dup)}")
+                for name in ignore:
+                    if name not in header:
+                        raise UsageError(f"--ignore: column {name!r} is not in {path}; columns: "
+                                         f"{', '.join(header)}")
+            elif list(names) != header:
+                raise UsageError(f"--parquet: {file} has the columns {', '.join(names)}; the first "
+                                 f"file has {', '.join(header)}")
+            tables.append(pq.read_table(file, columns=[h for h in header if h not in ignore]))
+        except (pa.ArrowException, OSError) as exc:
+            raise UsageError(f"--parquet: cannot read {file}: {exc}") from None
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if table.num_rows == 0:
+        raise UsageError(f"--parquet: {path} has no rows")
+    kept = list(table.column_names)
+    columns = [_parquet_column(name, table.column(name), path) for name in kept]
+    # the ignored columns were not read: empty text stands in for them
+    full = [columns[kept.index(h)] if h in kept else [""] * table.num_rows for h in header]
+    return _load_table("--parquet", "row", path, header, full, np.arange(table.num_rows), target,
+                       group, ignore, categorical, na_values, fill, max_classes)
+
+
+def _column_text(column) -> List[str]:
+    """A column's values as text cells: CSV columns are text already; a typed numeric column (a
+    float64 array from Parquet, NaN where missing) gives integers without a decimal point, other
+    numbers as ``repr`` and "" where missing."""
+    if isinstance(column, np.ndarray):
+        return ["" if math.isnan(v) else str(int(v)) if v == int(v) else repr(float(v))
+                for v in column.tolist()]
+    return column
+
+
+def _load_table(flag: str, unit: str, path: str, header: List[str], columns: list,
+                row_numbers: np.ndarray, target: str, group: Optional[str], ignore: Sequence[str],
+                categorical: Sequence[str], na_values: Sequence[str], fill: Optional[str],
+                max_classes: int) -> RawData:
+    """What CSV and Parquet input share once read: ``columns`` holds one entry per ``header``
+    name, a list of stripped text cells ("" where empty) or a float64 array (a typed numeric
+    column, NaN where missing); ``row_numbers`` are the rows' CSV lines or Parquet rows (``unit``)
+    for messages and predictions. See :func:`load_csv` for the rules."""
+    if fill is not None and fill not in FILLS:
+        raise UsageError(f"--fill: unknown fill {fill!r}; valid: {', '.join(FILLS)}")
     def column_index(flag: str, name: str) -> int:
         if name not in header:
             raise UsageError(f"{flag}: column {name!r} is not in {path}; columns: {', '.join(header)}")
@@ -352,20 +455,19 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
     both = sorted(header[i] for i in cat_idx & ignored)
     if both:
         raise UsageError(f"--categorical: {', '.join(both)} also given to --ignore")
-    line_nums = np.array([n for n, _ in lines])
+    line_nums = row_numbers
     na = {v.strip() for v in na_values}
     if na:
-        cells = [["" if c.strip() in na else c.strip() for c in row] for _, row in lines]
-    else:
-        cells = [[c.strip() for c in row] for _, row in lines]
+        columns = [c if isinstance(c, np.ndarray) else ["" if v in na else v for v in c]
+                   for c in columns]
 
-    def required(idx: int, what: str, flag: str) -> List[str]:
-        values = [row[idx] for row in cells]
+    def required(idx: int, what: str, option: str) -> List[str]:
+        values = _column_text(columns[idx])
         bad = [i for i, v in enumerate(values) if v == ""]
         if bad:
             markers = "empty" + (f" or {', '.join(sorted(na))}" if na else "")
-            raise UsageError(f"{flag}: {what} column {header[idx]!r} has {len(bad)} missing "
-                             f"value(s) ({markers}), first on line {line_nums[bad[0]]} of {path}; "
+            raise UsageError(f"{option}: {what} column {header[idx]!r} has {len(bad)} missing "
+                             f"value(s) ({markers}), first on {unit} {line_nums[bad[0]]} of {path}; "
                              "fill or drop those rows first")
         return values
 
@@ -390,23 +492,26 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
     for idx, name in enumerate(header):
         if idx == t_idx or idx in ignored or (idx == g_idx and idx not in cat_idx):
             continue
-        values = [row[idx] for row in cells]
-        numbers = None if idx in cat_idx else [_as_float(v) if v != "" else math.nan for v in values]
-        if numbers is None or any(n is None for n in numbers):
-            cat_cols.append(values)
+        values = columns[idx]
+        if isinstance(values, np.ndarray):
+            numbers = None if idx in cat_idx else values
+        else:
+            numbers = None if idx in cat_idx else [_as_float(v) if v != "" else math.nan for v in values]
+        if numbers is None or (not isinstance(numbers, np.ndarray) and any(n is None for n in numbers)):
+            cat_cols.append(_column_text(values))
             cat_names.append(name)
             continue
-        col = np.array(numbers, dtype=np.float64)
+        col = np.asarray(numbers, dtype=np.float64)
         if np.any(np.isinf(col)):
             first = int(np.flatnonzero(np.isinf(col))[0])
-            raise UsageError(f"--csv: numeric column {name!r} has infinite values, first on line "
+            raise UsageError(f"{flag}: numeric column {name!r} has infinite values, first on {unit} "
                              f"{line_nums[first]} of {path}")
         missing = np.isnan(col)
         if missing.any():
             if fill is None:
                 raise UsageError(
-                    f"--csv: numeric column {name!r} has {int(missing.sum())} missing value(s) "
-                    f"(empty{', ' + ', '.join(sorted(na)) if na else ''} or NaN), first on line "
+                    f"{flag}: numeric column {name!r} has {int(missing.sum())} missing value(s) "
+                    f"(empty{', ' + ', '.join(sorted(na)) if na else ''} or NaN), first on {unit} "
                     f"{line_nums[int(np.flatnonzero(missing)[0])]} of {path}; fill them with "
                     "--fill mean|zero, make the column --categorical, or drop it with --ignore")
             filled[name] = int(missing.sum())
@@ -417,7 +522,7 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         numeric.append(col)
         names.append(name)
     if not numeric and not cat_cols:
-        raise UsageError(f"--csv: {path} has no feature columns left besides --target/--group/--ignore")
+        raise UsageError(f"{flag}: {path} has no feature columns left besides --target/--group/--ignore")
     if id_like:
         message = (f"integer column(s) {', '.join(id_like)} have {ID_LIKE_DISTINCT} or more distinct "
                    "values and look like ids; they are read as one standardized number each. Pass "
@@ -428,10 +533,10 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         notes.append(f"--fill {fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in filled.items()))
     x = np.stack(numeric, axis=1) if numeric else np.zeros((len(y), 0))
     cat = np.array(cat_cols, dtype=object).T if cat_cols else None
-    note = (f"{os.path.basename(path)}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
+    note = (f"{os.path.basename(os.path.normpath(path))}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
             f" + {len(cat_names)} categorical features"
             + (f" ({', '.join(cat_names)})" if cat_names else ""))
-    return RawData(os.path.splitext(os.path.basename(path))[0], "tabular", x.astype(np.float32), y,
+    return RawData(os.path.splitext(os.path.basename(os.path.normpath(path)))[0], "tabular", x.astype(np.float32), y,
                    distinct, groups=groups, group_name=group, feature_names=names,
                    standardize=np.ones(len(names), bool), rows=line_nums, notes=[note] + notes,
                    cat=cat, cat_names=cat_names, fill=fill if filled else None, target_name=target,
