@@ -82,12 +82,14 @@ def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
     assert "runs in 2 processes" in stderr  # the one progress bar of all runs
     assert "interrupted; kept the" in stderr and "of 16" in stderr
     res = load_results(out)
-    assert res["interrupted"] is True and res["complete"] is False
+    assert res["interrupted"] is True, stderr and res["complete"] is False
     kept = [(r["activation"], r["seed"]) for r in res["runs"]]
     serial = [(a, s) for s in range(8) for a in ("relu", "bsilu")]
-    assert 1 <= len(kept) < 16 and kept == [t for t in serial if t in kept]  # in the serial order
+    assert 1 <= len(kept) < 16 and kept == [t for t in serial if t in kept], stderr  # serial order
     assert all(r["status"] == "done" and r["epochs_run"] == 3 for r in res["runs"])
     deadline = time.monotonic() + 10
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _group_alive(proc.pid), "worker processes outlived the interrupted compare"
+    assert not _group_alive(proc.pid), ("worker processes outlived the interrupted compare: "
+                                        + subprocess.run(["ps", "-o", "pid,stat,args", "-g", str(proc.pid)],
+                                                         capture_output=True, text=True).stdout)

@@ -231,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "value is always a category of its own)")
     g.add_argument("--max-classes", metavar="N", type=_positive_int, default=100,
                    help="--csv, --parquet: most distinct target values accepted (default %(default)s)")
+    g.add_argument("--stream", action="store_true",
+                   help="--parquet: data larger than memory: one streaming pass for the "
+                        "vocabularies and scaling, training rows streamed by row group through a "
+                        "shuffle buffer, the split by a hash of the row number (not stratified)")
+    g.add_argument("--shuffle-buffer", metavar="N", type=_positive_int, default=65536,
+                   help="--stream: rows shuffled together within the shuffled row groups "
+                        "(default %(default)s)")
+    g.add_argument("--eval-rows", metavar="N", type=_positive_int, default=100000,
+                   help="--stream: at most N validation and N test rows, the first ones, are kept "
+                        "in memory (default %(default)s)")
     g.add_argument("--image-size", metavar="N", type=_positive_int, default=32,
                    help="--images: resize every image to N x N pixels (default %(default)s)")
     g.add_argument("--grayscale", action="store_true", help="--images: read images as one channel")
@@ -383,6 +393,10 @@ def _check_compare_args(args) -> None:
     elif args.target is None:
         raise UsageError(f"{'--csv' if args.csv is not None else '--parquet'} needs --target COL "
                          "(the class column)")
+    if args.stream and args.parquet is None:
+        raise UsageError("--stream only applies to --parquet")
+    if args.stream and args.limit is not None:
+        raise UsageError("--limit does not apply to --stream (the split is a hash of the row number)")
     if args.dataset is None and not table and args.images is None and args.cifar is None:
         args.dataset = "digits"
     if args.val_fraction + args.test_fraction > 0.8:

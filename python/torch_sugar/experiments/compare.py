@@ -31,6 +31,9 @@ def load_data(args) -> data_mod.Data:
     if args.csv is not None:
         raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.categorical,
                                 args.na_values, args.fill, args.max_classes)
+    elif getattr(args, "parquet", None) is not None and getattr(args, "stream", False):
+        from .stream import load_stream
+        return load_stream(args)
     elif getattr(args, "parquet", None) is not None:
         raw = data_mod.load_parquet(args.parquet, args.target, args.group, args.ignore,
                                     args.categorical, args.na_values, args.fill, args.max_classes)
@@ -124,7 +127,7 @@ def _run(args) -> int:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
     factory = None
     if args.model_fn is not None:
-        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.train.x[:2])
+        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
         params = sum(p.numel() for p in probe.parameters())
         model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
     else:
@@ -243,7 +246,7 @@ def _run(args) -> int:
                     bar.close()
             if args.save_models is not None and record["status"] == "done":
                 record["saved"] = save_model(model, args.save_models,
-                                             f"{safe_name(spec.label)}-seed{seed}", data.train.x[:2])
+                                             f"{safe_name(spec.label)}-seed{seed}", data.example_rows())
             finish(index, record, log_probs)
     except KeyboardInterrupt:
         payload["interrupted"] = True

@@ -144,6 +144,17 @@ class Data:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def train_class_counts(self) -> np.ndarray:
+        """Training rows per class (a streamed training split counts them in its scan)."""
+        counts = getattr(self.train, "class_counts", None)
+        if counts is not None:
+            return np.asarray(counts)
+        return np.bincount(self.train.y.numpy(), minlength=self.n_classes)
+
+    def example_rows(self, k: int = 2) -> torch.Tensor:
+        """The first ``k`` training rows, encoded (probing and tracing models)."""
+        return self.train.x[:k]
+
     def describe(self) -> dict:
         """For results.json."""
         return {
@@ -153,7 +164,7 @@ class Data:
             "classes": list(self.class_names),
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
             "test_class_counts": np.bincount(self.test.y.numpy(), minlength=self.n_classes).tolist(),
-            "train_class_counts": np.bincount(self.train.y.numpy(), minlength=self.n_classes).tolist(),
+            "train_class_counts": self.train_class_counts().tolist(),
             "group": self.group_name,
             "features": self.feature_names,
             "categorical": [] if self.spec is None else [vars(c).copy() for c in self.spec.categorical],

@@ -63,7 +63,7 @@ def _init_worker(args, data, cfg, channel) -> None:
     set_determinism(args.device, args.threads)
     factory = None
     if args.model_fn is not None:
-        factory, _ = model_factory(args.model_fn, data.spec, data.n_classes, data.train.x[:2])
+        factory, _ = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
     _WORKER.update(args=args, data=data, cfg=cfg, channel=channel, factory=factory)
 
 
@@ -83,7 +83,7 @@ def _run_task(index: int, spec: ActivationSpec, seed: int):
     save_dir = w["args"].save_models
     if save_dir is not None and record["status"] == "done":
         record["saved"] = save_model(model, save_dir, f"{safe_name(spec.label)}-seed{seed}",
-                                     w["data"].train.x[:2])
+                                     w["data"].example_rows())
     return index, record, log_probs
 
 

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -98,11 +98,26 @@ def class_weights(data: Data, pos_weight: Optional[str]) -> Optional[torch.Tenso
     if pos_weight is None:
         return None
     if pos_weight == "auto":
-        counts = np.bincount(data.train.y.numpy(), minlength=2)
+        counts = data.train_class_counts()
         w = counts[0] / max(int(counts[1]), 1)
     else:
         w = float(pos_weight)
     return torch.tensor([1.0, w], dtype=torch.float32)
+
+
+def epoch_batches(train, batch_size: int, order_gen: torch.Generator
+                  ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of training batches (x, y): a random permutation of the rows drawn from
+    ``order_gen``, or, for a streamed split (``--stream``), its own shuffled stream seeded from
+    ``order_gen``."""
+    if hasattr(train, "batches"):
+        yield from train.batches(batch_size, order_gen)
+        return
+    n = len(train)
+    perm = torch.randperm(n, generator=order_gen)
+    for b in range(math.ceil(n / batch_size)):
+        idx = perm[b * batch_size:(b + 1) * batch_size]
+        yield train.x[idx], train.y[idx]
 
 
 @torch.no_grad()
@@ -169,8 +184,6 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
                  if cfg.schedule == "cosine" else None)
     order_gen = torch.Generator().manual_seed(seed)
     augment_gen = torch.Generator().manual_seed(seed + 1_000_003)
-    n = len(data.train)
-    batches = math.ceil(n / cfg.batch_size)
     uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
     record: dict = {"activation": spec.label, "seed": seed, "status": "done"}
@@ -207,20 +220,17 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     epoch_seconds: List[float] = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(n, generator=order_gen)
         total, count = 0.0, 0
         start = time.perf_counter()
         diverged = False
-        for b in range(batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            if uses_bn and len(idx) < 2:  # batch norm cannot train on one row
+        for xb, yb in epoch_batches(data.train, cfg.batch_size, order_gen):
+            if uses_bn and len(yb) < 2:  # batch norm cannot train on one row
                 if bar is not None:
                     bar.update(1)
                 continue
-            xb = data.train.x[idx]
             if cfg.augment and data.kind == "image":
                 xb = augment_batch(xb, augment_gen)
-            xb, yb = xb.to(cfg.device), data.train.y[idx].to(cfg.device)
+            xb, yb = xb.to(cfg.device), yb.to(cfg.device)
             loss = F.cross_entropy(model(xb), yb, weight=train_weight)
             if not torch.isfinite(loss):
                 diverged = True
@@ -230,8 +240,8 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             if cfg.clip_grad is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             optimizer.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
+            total += loss.item() * len(yb)
+            count += len(yb)
             if bar is not None:
                 bar.update(1)
         seconds = time.perf_counter() - start
