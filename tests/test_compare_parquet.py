@@ -119,3 +119,25 @@ def test_parquet_errors(clicks, tmp_path, capsys, case, extra, match):
         pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "clicked": [0, None, 1]}), paths["nulls"])
     code, _, err = run_cli(["compare", "--parquet", paths[case], "--quiet"] + extra, capsys)
     assert_one_line_error(code, err, match)
+
+
+def test_synthetic_ctr_parquet_is_make_synthetic_ctr(tmp_path, capsys):
+    """`torch-sugar synthetic-ctr F.parquet`: the rows of make_synthetic_ctr, written a chunk at a
+    time (the first chunk is make_synthetic_ctr of that many rows)."""
+    code, out, err = run_cli(["synthetic-ctr", str(tmp_path / "c.parquet"), "--rows", "3000",
+                              "--users", "60", "--seed", "5"], capsys)
+    assert code == 0, err
+    raw = data_mod.make_synthetic_ctr(3000, 60, seed=5)
+    got = data_mod.load_parquet(str(tmp_path / "c.parquet"), "clicked", categorical=[])
+    np.testing.assert_array_equal(got.x, raw.x)
+    np.testing.assert_array_equal(got.cat, raw.cat)
+    np.testing.assert_array_equal(got.y, raw.y)
+    rate = data_mod.write_synthetic_ctr_parquet(str(tmp_path / "chunks.parquet"), 3000, 60, seed=5,
+                                                chunk=1000, row_group_size=400)
+    chunked = pq.ParquetFile(str(tmp_path / "chunks.parquet"))
+    assert chunked.metadata.num_rows == 3000 and chunked.num_row_groups == 9
+    first = data_mod.make_synthetic_ctr(1000, 60, seed=5)
+    table = chunked.read()
+    np.testing.assert_array_equal(np.asarray(table.column("clicked").to_numpy())[:1000], first.y)
+    assert table.column("user").to_pylist()[:1000] == first.cat[:, 0].tolist()
+    assert rate == pytest.approx(np.asarray(table.column("clicked").to_numpy()).mean())

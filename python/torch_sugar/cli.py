@@ -369,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Write the synthetic-ctr data (impressions of ads to users: "
                                      "user and item ids, ad category, device, numeric features, "
                                      "clicked) as a CSV file, to try `compare --csv` on.")
-    ctr.add_argument("path", metavar="FILE", help="the CSV file to write")
+    ctr.add_argument("path", metavar="FILE",
+                     help="the CSV file to write; a name ending in .parquet writes Parquet, "
+                          "generated a million rows at a time (for large files)")
     ctr.add_argument("--rows", metavar="N", type=_positive_int, default=20000,
                      help="impressions (default %(default)s)")
     ctr.add_argument("--users", metavar="N", type=_positive_int, default=400,
@@ -440,6 +442,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .experiments import UsageError
     if args.command == "synthetic-ctr":
         from .experiments import data as data_mod
+        if args.path.endswith(".parquet"):
+            try:
+                rate = data_mod.write_synthetic_ctr_parquet(args.path, args.rows, args.users, args.seed)
+            except UsageError as exc:
+                print(f"{PROG} synthetic-ctr: error: {str(exc).replace('--ctr-', '--')}", file=sys.stderr)
+                return 2
+            print(f"{args.path}: {args.rows} impressions, {args.users} users, {rate:.1%} clicks, "
+                  f"generator seed {args.seed}; columns: {', '.join(data_mod.CTR_CATEGORICAL)}, "
+                  f"{', '.join(data_mod.CTR_FEATURES)}, clicked")
+            return 0
         try:
             raw = data_mod.make_synthetic_ctr(args.rows, args.users, args.seed)
             data_mod.write_table_csv(raw, args.path)
