@@ -252,7 +252,7 @@ def test_surrogates_and_info_commands(capsys):
                  "--device", "--threads", "--out", "plain:gelu", "examples:", "--categorical",
                  "--hash-buckets", "--embedding-dim", "--na-values", "--fill", "--model-fn",
                  "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr",
-                 "--jobs", "--parquet"):
+                 "--jobs", "--parquet", "--stream", "--shuffle-buffer", "--eval-rows"):
         assert flag in out
 
 

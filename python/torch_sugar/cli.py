@@ -155,6 +155,10 @@ examples:
   torch-sugar compare --csv clicks.csv --target clicked --group user --categorical user,item \\
       --hidden 64,32 --optimizer adam --lr 1e-3 --epochs 10 --patience 3 --save-models models/
   torch-sugar compare --csv clicks.csv --target clicked --model-fn my_model.py:build
+  torch-sugar compare --parquet clicks/ --target clicked --group user --categorical user,item \\
+      --jobs 2                                          # Parquet, two runs at a time
+  torch-sugar synthetic-ctr big.parquet --rows 10000000
+  torch-sugar compare --parquet big.parquet --stream --target clicked --categorical user,item
   torch-sugar compare --images photos/ --image-size 32 --model cnn --augment
   torch-sugar compare --cifar ~/data/cifar-10-batches-py --model vgg16 --optimizer sgd \\
       --lr 0.05 --schedule cosine --epochs 30 --batch-size 128 --augment --device cuda

@@ -1,8 +1,9 @@
 """``--jobs N``: the independent (activation, seed) runs of ``torch-sugar compare`` in N worker
 processes.
 
-The workers are started with the ``spawn`` method of :mod:`torch.multiprocessing` (a
-``multiprocessing.Pool``; fork is unsafe once torch has started threads, and CUDA needs spawn).
+The workers are processes started with the ``spawn`` method of :mod:`torch.multiprocessing`
+(fork is unsafe once torch has started threads, and CUDA needs spawn); each takes the next run
+from a shared counter until none is left.
 Each worker receives the prepared :class:`~.data.Data` once (its tensors travel through shared
 memory, torch's multiprocessing reductions), sets its own thread count (``--threads`` per worker)
 and deterministic kernels exactly as the serial path does, and trains whole runs with
@@ -14,7 +15,7 @@ Progress: the workers send their batch counts (at most a few messages a second e
 queue to a thread of the parent that drives one progress bar for all runs.
 
 Ctrl-C: the workers ignore SIGINT (a terminal sends it to the whole process group); the parent
-catches it, terminates the pool (the runs in flight are lost) and keeps the finished runs, like
+catches it, terminates the workers (the runs in flight are lost) and keeps the finished runs, like
 the serial path.
 """
 import queue
@@ -26,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch.multiprocessing as mp
 
 from .activations import ActivationSpec
+from .errors import UsageError
 
 #: Seconds between two progress messages of one worker.
 PROGRESS_INTERVAL = 0.25
@@ -56,17 +58,6 @@ class _QueueBar:
             self.pending, self.postfix = 0, None
 
 
-def _init_worker(args, data, cfg, channel) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .compare import set_determinism
-    from .user_model import model_factory
-    set_determinism(args.device, args.threads)
-    factory = None
-    if args.model_fn is not None:
-        factory, _ = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
-    _WORKER.update(args=args, data=data, cfg=cfg, channel=channel, factory=factory)
-
-
 def _run_task(index: int, spec: ActivationSpec, seed: int):
     from .report import safe_name
     from .train import train_one
@@ -85,6 +76,28 @@ def _run_task(index: int, spec: ActivationSpec, seed: int):
         record["saved"] = save_model(model, save_dir, f"{safe_name(spec.label)}-seed{seed}",
                                      w["data"].example_rows())
     return index, record, log_probs
+
+
+def _worker_main(args, data, cfg, tasks, counter, results, channel) -> None:
+    """A worker process: takes the next task index from ``counter`` until none is left."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from .compare import set_determinism
+        from .user_model import model_factory
+        set_determinism(args.device, args.threads)
+        factory = None
+        if args.model_fn is not None:
+            factory, _ = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
+        _WORKER.update(args=args, data=data, cfg=cfg, channel=channel, factory=factory)
+        while True:
+            with counter.get_lock():
+                index = counter.value
+                counter.value += 1
+            if index >= len(tasks):
+                break
+            results.put(_run_task(index, *tasks[index]))
+    except BaseException as exc:  # reported to the parent, which stops every worker
+        results.put(exc)
 
 
 def _drive_bar(bar, channel, batches_per_run: int, total_runs: int, stop: threading.Event) -> None:
@@ -116,46 +129,52 @@ def run_parallel(jobs: int, tasks: Sequence[Tuple[ActivationSpec, int]], args, d
     """Trains ``tasks`` (activation, seed) in ``jobs`` spawned workers; calls
     ``on_result(index, record, log_probs)`` in the parent as each run finishes (in any order).
 
-    KeyboardInterrupt: terminates the workers and re-raises; the runs reported so far are kept by
-    the caller. An exception in a worker (e.g. a ``--model-fn`` error) also stops every worker and
-    is raised here."""
+    The workers take the next task from a shared counter, so the parent holds no lock a worker
+    might hold. KeyboardInterrupt: terminates the workers and re-raises; the runs reported so far
+    are kept by the caller. An exception in a worker (e.g. a ``--model-fn`` error) or a worker
+    that dies also stops every worker and is raised here."""
     ctx = mp.get_context("spawn")
     channel = ctx.Queue() if bar is not None else None
-    results: "queue.Queue" = queue.Queue()
+    results = ctx.Queue()
+    counter = ctx.Value("l", 0)
     stop = threading.Event()
     thread = None
     if bar is not None:
         thread = threading.Thread(target=_drive_bar, daemon=True,
                                   args=(bar, channel, batches_per_run, len(tasks), stop))
         thread.start()
-    pool = ctx.Pool(processes=min(jobs, len(tasks)), initializer=_init_worker,
-                    initargs=(args, data, cfg, channel))
-    clean = False
+    workers = [ctx.Process(target=_worker_main, daemon=True,
+                           args=(args, data, cfg, list(tasks), counter, results, channel))
+               for _ in range(min(jobs, len(tasks)))]
     try:
-        for index, (spec, seed) in enumerate(tasks):
-            pool.apply_async(_run_task, (index, spec, seed), callback=results.put,
-                             error_callback=lambda exc: results.put(exc))
-        pool.close()
+        for w in workers:
+            w.start()
         for _ in range(len(tasks)):
             while True:
                 try:  # a timeout keeps the wait interruptible by Ctrl-C
                     item = results.get(timeout=0.2)
                     break
                 except queue.Empty:
-                    continue
+                    codes = [w.exitcode for w in workers]
+                    if any(c not in (None, 0) for c in codes) or all(c is not None for c in codes):
+                        raise UsageError(f"--jobs: a worker process ended without its results "
+                                         f"(exit codes {codes}); stopped every worker")
             if isinstance(item, BaseException):
                 raise item
             on_result(*item)
-        clean = True
+        for w in workers:
+            w.join()
     finally:
-        if clean:
-            pool.join()
-        else:
-            pool.terminate()
-            pool.join()
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+        for w in workers:
+            if w.pid is not None:
+                w.join()
         stop.set()
         if thread is not None:
             thread.join()
-        if channel is not None:
-            channel.close()
-            channel.join_thread()
+        for q in (channel, results):
+            if q is not None:
+                q.close()
+                q.cancel_join_thread()
