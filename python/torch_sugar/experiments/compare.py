@@ -1,5 +1,6 @@
 """``torch-sugar compare``: every activation x every seed on one data set, then the tables,
 results.json/results.csv and plots. :func:`run` takes the parsed command-line namespace."""
+import argparse
 import datetime
 import os
 import sys
@@ -12,6 +13,7 @@ import torch
 import torch_sugar
 
 from . import data as data_mod
+from . import distributed
 from .activations import parse_activations
 from .errors import UsageError
 from .models import build_model, describe_model, resolve_norm
@@ -100,8 +102,25 @@ def run(args) -> int:
     try:
         return _run(args)
     finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():  # torchrun: leave the group
+            dist.destroy_process_group()
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _make_dirs(out_dir: str, args) -> None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if args.save_predictions:
+            os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
+    if args.save_models is not None:
+        try:
+            os.makedirs(args.save_models, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
 
 
 def _run(args) -> int:
@@ -117,10 +136,21 @@ def _run(args) -> int:
         baseline = None
     check_device(args.device, specs)
     n_jobs = getattr(args, "jobs", 1)
+    ctx = distributed.from_environment(args.device)
+    if ctx.active and n_jobs > 1:
+        raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
+    if not ctx.main:  # torchrun: only rank 0 prints and writes
+        args = argparse.Namespace(**{**vars(args), "quiet": True, "no_plots": True,
+                                     "save_predictions": False, "save_models": None})
     set_determinism(args.device, args.threads)
     cfg = train_config(args)
 
-    data = load_data(args)
+    error = None
+    try:
+        data = load_data(args)
+    except UsageError as exc:
+        error = str(exc)
+    distributed.agree(ctx, error)  # bad input on any rank stops every rank
     if data.n_classes != 2:
         for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
             if value is not None:
@@ -138,17 +168,13 @@ def _run(args) -> int:
     del probe
 
     out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+    error = None
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        if args.save_predictions:
-            os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
-    if args.save_models is not None:
-        try:
-            os.makedirs(args.save_models, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
+        if ctx.main:
+            _make_dirs(out_dir, args)
+    except UsageError as exc:
+        error = str(exc)
+    distributed.agree(ctx, error)
     json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
 
     d = data.describe()
@@ -169,6 +195,8 @@ def _run(args) -> int:
            f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
          + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes"
             if n_jobs > 1 else ""),
+         *([f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
+            f"{cfg.batch_size} rows split between them"] if ctx.active else []),
          f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
          + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
          + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
@@ -183,7 +211,7 @@ def _run(args) -> int:
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["torch-sugar"] + list(args.argv)) if getattr(args, "argv", None) is not None else None,
         "config": {**cfg.as_dict(), "activations": labels, "baseline": baseline,
-                   "seeds": list(args.seeds), "threads": args.threads, "jobs": n_jobs, "data_seed": args.data_seed,
+                   "seeds": list(args.seeds), "threads": args.threads, "jobs": n_jobs, "world_size": ctx.world, "data_seed": args.data_seed,
                    "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
                    "limit": args.limit, "model_fn": args.model_fn, "save_models": args.save_models,
                    "hash_buckets": args.hash_buckets, "embedding_dim": args.embedding_dim},
@@ -202,6 +230,8 @@ def _run(args) -> int:
     started = time.perf_counter()
 
     def save() -> None:
+        if not ctx.main:
+            return
         payload["summary"] = summarize(runs, labels, baseline)
         payload["wall_seconds"] = time.perf_counter() - started
         write_json(json_path, payload)
@@ -240,7 +270,8 @@ def _run(args) -> int:
             bar = _progress_bar(args.quiet, batches * cfg.epochs,
                                 f"[{index + 1}/{total}] {spec.label} seed {seed}")
             try:
-                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory)
+                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory,
+                                                     ctx=ctx)
             finally:
                 if bar is not None:
                     bar.close()
@@ -251,6 +282,8 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         payload["interrupted"] = True
         save()
+        if not ctx.main:
+            return 130
         plots = [] if args.no_plots or not runs else plot_results(out_dir, runs, labels, title)
         print(f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
               f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
@@ -258,6 +291,8 @@ def _run(args) -> int:
 
     payload["complete"] = True
     save()
+    if not ctx.main:
+        return 0
     print(f"{title}, test set of {d['n_test']} rows\n")
     print(format_tables(payload["summary"], runs, len(args.seeds)))
     plots = [] if args.no_plots else plot_results(out_dir, runs, labels, title)

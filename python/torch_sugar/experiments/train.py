@@ -160,7 +160,7 @@ def _selection_score(val: dict, select_by: str) -> Optional[float]:
 
 def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
               progress: Optional[Callable[[int, dict], None]] = None,
-              bar=None, factory: Optional[Callable[[], nn.Module]] = None
+              bar=None, factory: Optional[Callable[[], nn.Module]] = None, ctx=None
               ) -> Tuple[dict, Optional[np.ndarray], nn.Module]:
     """Trains one model; returns (the run's record for results.json, test log-probabilities, the
     model at the selected epoch, in eval mode).
@@ -168,7 +168,11 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) advanced once per batch.
     ``factory``: builds the model with ``nn.ReLU`` activations (``--model-fn``); default
     :func:`~.models.build_model` from ``cfg``.
+    ``ctx``: a :class:`~.distributed.Context` under torchrun: the model trains as
+    ``DistributedDataParallel``, each rank on its share of every global batch.
     """
+    from . import distributed
+    ctx = ctx or distributed.SINGLE
     seed_everything(seed)
     if factory is not None:
         model = factory()
@@ -176,6 +180,11 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
         model = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
                             cfg.dropout, cfg.norm, cfg.init)
     model = spec.apply(model).to(cfg.device)
+    train_model = model
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+        train_model = DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if cfg.device == "cuda" else None)
     weight = class_weights(data, cfg.pos_weight)
     train_weight = None if weight is None else weight.to(cfg.device)
     monitor = DeadUnitMonitor(model, MONITORED_TYPES, enabled=False)
@@ -219,20 +228,35 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     log_epoch(0, None, None)
     epoch_seconds: List[float] = []
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
+        train_model.train()
         total, count = 0.0, 0
         start = time.perf_counter()
         diverged = False
         for xb, yb in epoch_batches(data.train, cfg.batch_size, order_gen):
-            if uses_bn and len(yb) < 2:  # batch norm cannot train on one row
+            rows = len(yb)
+            if (uses_bn and rows < 2 * ctx.world) or rows < ctx.world:
+                # batch norm cannot train on one row; under torchrun every rank needs a row
                 if bar is not None:
                     bar.update(1)
                 continue
+            if ctx.active:  # this rank's share of the global batch
+                # the global batch's loss normalizer (rows, or their class weights)
+                denom = float(rows if weight is None else weight[yb].sum())
+                xb, yb = xb[ctx.rank::ctx.world], yb[ctx.rank::ctx.world]
             if cfg.augment and data.kind == "image":
                 xb = augment_batch(xb, augment_gen)
             xb, yb = xb.to(cfg.device), yb.to(cfg.device)
-            loss = F.cross_entropy(model(xb), yb, weight=train_weight)
-            if not torch.isfinite(loss):
+            if ctx.active:
+                # world x (this share's summed loss) / normalizer: DDP's mean over the ranks of
+                # the gradients is then the gradient of the global batch's mean loss, also when
+                # the shares differ in size (the last batch)
+                loss = F.cross_entropy(train_model(xb), yb, weight=train_weight,
+                                       reduction="sum") * (ctx.world / denom)
+                shown = distributed.all_mean(ctx, loss)
+            else:
+                loss = F.cross_entropy(train_model(xb), yb, weight=train_weight)
+                shown = loss
+            if not torch.isfinite(shown):
                 diverged = True
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -240,8 +264,8 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             if cfg.clip_grad is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             optimizer.step()
-            total += loss.item() * len(yb)
-            count += len(yb)
+            total += shown.item() * rows
+            count += rows
             if bar is not None:
                 bar.update(1)
         seconds = time.perf_counter() - start
@@ -281,4 +305,7 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     })
     if weight is not None:
         record["pos_weight"] = float(weight[1])
+    if ctx.active:
+        record["ddp"] = {"world_size": ctx.world,
+                         "parameter_digests": distributed.parameter_digests(ctx, model)}
     return record, log_probs, model
