@@ -16,7 +16,7 @@ TIMING_KEYS = ("epoch_seconds", "train_seconds")
 
 def _without_timings(run):
     run = {k: v for k, v in run.items() if k not in TIMING_KEYS}
-    run["history"] = [{k: v for k, v in h.items() if k != "train_seconds"} for h in run["history"]]
+    run["history"] = [{k: v for k, v in h.items() if k not in ("train_seconds", "train_rows_per_second")} for h in run["history"]]
     return run
 
 

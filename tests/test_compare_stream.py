@@ -119,6 +119,8 @@ def test_compare_stream_run(parts, tmp_path, capsys):
     (["--parquet", "{path}", "--stream", "--target", "nope"], "--target: column 'nope' is not in"),
     (["--parquet", "{path}", "--stream", "--target", "clicked", "--limit", "100"],
      "--limit does not apply to --stream"),
+    (["--parquet", "{path}", "--stream", "--target", "clicked", "--jobs", "2"],
+     "--jobs: not with --stream yet"),
 ])
 def test_stream_errors(parts, capsys, extra, match):
     code, _, err = run_cli(["compare", "--quiet"] + [e.format(path=parts[0]) for e in extra], capsys)

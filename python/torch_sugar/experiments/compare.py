@@ -137,6 +137,9 @@ def _run(args) -> int:
     check_device(args.device, specs)
     n_jobs = getattr(args, "jobs", 1)
     ctx = distributed.from_environment(args.device)
+    if n_jobs > 1 and getattr(args, "stream", False):
+        raise UsageError("--jobs: not with --stream yet (the training stream stays in one process); "
+                         "leave --jobs out")
     if ctx.active and n_jobs > 1:
         raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
     if not ctx.main:  # torchrun: only rank 0 prints and writes

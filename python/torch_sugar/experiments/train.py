@@ -200,9 +200,11 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     history: List[dict] = []
     best = {"epoch": None, "score": None, "state": None}
 
-    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float]) -> dict:
+    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float],
+                  rows: int = 0) -> dict:
         val, _, dead = evaluate(model, data.val, cfg, monitor, weight)
         entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": seconds,
+                 "train_rows_per_second": rows / seconds if seconds else None,
                  "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_auc": val["auc"],
                  "val_pr_auc": val["pr_auc"],
                  "dead_fraction": dead["fraction"],
@@ -277,7 +279,7 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
         if scheduler is not None:
             scheduler.step()
         epoch_seconds.append(seconds)
-        log_epoch(epoch, total / max(count, 1), seconds)
+        log_epoch(epoch, total / max(count, 1), seconds, count)
         if cfg.patience is not None and best["epoch"] is not None and epoch - best["epoch"] >= cfg.patience:
             break
 
