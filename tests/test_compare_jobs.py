@@ -1,6 +1,5 @@
 """``torch-sugar compare --jobs N``: runs in spawned worker processes give the same numbers, bit
 for bit on the CPU, as the serial run; Ctrl-C stops every worker and keeps the finished runs."""
-import json
 import os
 import signal
 import subprocess

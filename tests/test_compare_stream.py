@@ -121,6 +121,8 @@ def test_compare_stream_run(parts, tmp_path, capsys):
      "--limit does not apply to --stream"),
     (["--parquet", "{path}", "--stream", "--target", "clicked", "--jobs", "2"],
      "--jobs: not with --stream yet"),
+    (["--parquet", "{path}", "--target", "clicked", "--shuffle-buffer", "10"],
+     "--shuffle-buffer only applies to --stream"),
 ])
 def test_stream_errors(parts, capsys, extra, match):
     code, _, err = run_cli(["compare", "--quiet"] + [e.format(path=parts[0]) for e in extra], capsys)

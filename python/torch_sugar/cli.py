@@ -18,6 +18,8 @@ from typing import List, Optional, Sequence
 PROG = "torch-sugar"
 DEFAULT_ACTIVATIONS = "relu,bsilu,nelu"
 DEFAULT_HIDDEN = "16,16,16,16,16,16,16,16"
+DEFAULT_SHUFFLE_BUFFER = 65536
+DEFAULT_EVAL_ROWS = 100000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -239,12 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--parquet: data larger than memory: one streaming pass for the "
                         "vocabularies and scaling, training rows streamed by row group through a "
                         "shuffle buffer, the split by a hash of the row number (not stratified)")
-    g.add_argument("--shuffle-buffer", metavar="N", type=_positive_int, default=65536,
-                   help="--stream: rows shuffled together within the shuffled row groups "
-                        "(default %(default)s)")
-    g.add_argument("--eval-rows", metavar="N", type=_positive_int, default=100000,
-                   help="--stream: at most N validation and N test rows, the first ones, are kept "
-                        "in memory (default %(default)s)")
+    g.add_argument("--shuffle-buffer", metavar="N", type=_positive_int,
+                   help=f"--stream: rows shuffled together within the shuffled row groups "
+                        f"(default {DEFAULT_SHUFFLE_BUFFER})")
+    g.add_argument("--eval-rows", metavar="N", type=_positive_int,
+                   help=f"--stream: at most N validation and N test rows, the first ones, are kept "
+                        f"in memory (default {DEFAULT_EVAL_ROWS})")
     g.add_argument("--image-size", metavar="N", type=_positive_int, default=32,
                    help="--images: resize every image to N x N pixels (default %(default)s)")
     g.add_argument("--grayscale", action="store_true", help="--images: read images as one channel")
@@ -401,6 +403,12 @@ def _check_compare_args(args) -> None:
                          "(the class column)")
     if args.stream and args.parquet is None:
         raise UsageError("--stream only applies to --parquet")
+    for flag, value, default in (("--shuffle-buffer", args.shuffle_buffer, DEFAULT_SHUFFLE_BUFFER),
+                                 ("--eval-rows", args.eval_rows, DEFAULT_EVAL_ROWS)):
+        if value is not None and not args.stream:
+            raise UsageError(f"{flag} only applies to --stream")
+    args.shuffle_buffer = args.shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
+    args.eval_rows = args.eval_rows or DEFAULT_EVAL_ROWS
     if args.stream and args.limit is not None:
         raise UsageError("--limit does not apply to --stream (the split is a hash of the row number)")
     if args.dataset is None and not table and args.images is None and args.cifar is None:

@@ -22,7 +22,7 @@ import queue
 import signal
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch.multiprocessing as mp
 
