@@ -2,7 +2,7 @@
 gloo gives the metrics of a single-process run on the same data (within 1e-5 relative: only the
 order of floating-point sums differs), the ranks end every run with identical weights (so they
 applied identical SUGAR gradients), only rank 0 writes, and bad input stops every rank with the
-same one-line error."""
+same one-line error, also when only one rank has it."""
 import os
 import subprocess
 import sys
@@ -45,10 +45,18 @@ def test_ddp_two_ranks_match_one_process(tmp_path, capsys):
     assert ddp["runs"][0]["ddp"]["parameter_digests"] != ddp["runs"][1]["ddp"]["parameter_digests"]
 
 
-def test_ddp_bad_input_stops_every_rank(tmp_path):
-    proc = torchrun(["compare", "--csv", str(tmp_path / "missing.csv"), "--target", "y", "--quiet"],
-                    timeout=120)
+def test_ddp_bad_input_on_one_rank_stops_every_rank(tmp_path):
+    """A --model-fn that fails on rank 1 only: rank 0 must not go on into training (it would wait
+    for rank 1 forever); both ranks print rank 1's error and stop."""
+    fn = tmp_path / "model.py"
+    fn.write_text("import os\nfrom torch import nn\n\n\ndef build(spec, n_outputs):\n"
+                  "    if os.environ.get('RANK') == '1':\n"
+                  "        raise ValueError('broken on rank 1')\n"
+                  "    return nn.Sequential(nn.Linear(spec.shape[0], 8), nn.ReLU(), nn.Linear(8, n_outputs))\n")
+    proc = torchrun(["compare", "--dataset", "wine", "--model-fn", f"{fn}:build", "--quiet",
+                     "--out", str(tmp_path / "out")], timeout=120)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("torch-sugar compare: error:")]
     assert len(errors) == 2 and errors[0] == errors[1], proc.stderr[-3000:]
-    assert "--csv: no such file" in errors[0]
+    assert "(rank 1) --model-fn:" in errors[0] and "broken on rank 1" in errors[0]
+    assert not (tmp_path / "out" / "results.json").exists()

@@ -123,6 +123,32 @@ def _make_dirs(out_dir: str, args) -> None:
             raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
 
 
+def _set_up(args, cfg, ctx):
+    """The data, the model factory and its description, the output folders: (data, factory,
+    model_text, norm, out_dir). Raises UsageError on bad input."""
+    data = load_data(args)
+    if data.n_classes != 2:
+        for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
+            if value is not None:
+                raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
+    factory = None
+    if args.model_fn is not None:
+        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
+        params = sum(p.numel() for p in probe.parameters())
+        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
+    else:
+        probe = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
+                            cfg.dropout, cfg.norm, cfg.init)
+        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
+    norm = resolve_norm(cfg.model, cfg.norm)
+    del probe
+
+    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+    if ctx.main:
+        _make_dirs(out_dir, args)
+    return data, factory, model_text, norm, out_dir
+
+
 def _run(args) -> int:
     specs = parse_activations(args.activations, args.negative_only)
     labels = [s.label for s in specs]
@@ -150,34 +176,10 @@ def _run(args) -> int:
 
     error = None
     try:
-        data = load_data(args)
+        data, factory, model_text, norm, out_dir = _set_up(args, cfg, ctx)
     except UsageError as exc:
         error = str(exc)
-    distributed.agree(ctx, error)  # bad input on any rank stops every rank
-    if data.n_classes != 2:
-        for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
-            if value is not None:
-                raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
-    factory = None
-    if args.model_fn is not None:
-        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
-        params = sum(p.numel() for p in probe.parameters())
-        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
-    else:
-        probe = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
-                            cfg.dropout, cfg.norm, cfg.init)
-        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
-    norm = resolve_norm(cfg.model, cfg.norm)
-    del probe
-
-    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
-    error = None
-    try:
-        if ctx.main:
-            _make_dirs(out_dir, args)
-    except UsageError as exc:
-        error = str(exc)
-    distributed.agree(ctx, error)
+    distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
     json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
 
     d = data.describe()
