@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from test_compare import load_results, run_cli
 
@@ -14,7 +15,7 @@ TIMING_KEYS = ("epoch_seconds", "train_seconds")
 
 
 def _without_timings(run):
-    run = {k: v for k, v in run.items() if k not in TIMING_KEYS}
+    run = {k: v for k, v in run.items() if k not in TIMING_KEYS + ("saved",)}
     run["history"] = [{k: v for k, v in h.items() if k not in ("train_seconds", "train_rows_per_second")} for h in run["history"]]
     return run
 
@@ -26,7 +27,8 @@ def test_jobs_2_gives_the_serial_numbers(tmp_path, capsys):
     results = {}
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}"
-        code, _, err = run_cli(base + ["--jobs", jobs, "--out", str(out)], capsys)
+        code, _, err = run_cli(base + ["--jobs", jobs, "--out", str(out),
+                                       "--save-models", str(tmp_path / f"models{jobs}")], capsys)
         assert code == 0, err
         results[jobs] = load_results(out)
     serial, parallel = results["1"], results["2"]
@@ -41,6 +43,10 @@ def test_jobs_2_gives_the_serial_numbers(tmp_path, capsys):
     for name in sorted(os.listdir(tmp_path / "jobs1" / "predictions")):
         assert ((tmp_path / "jobs2" / "predictions" / name).read_bytes()
                 == (tmp_path / "jobs1" / "predictions" / name).read_bytes())
+    for a, b in zip(serial["runs"], parallel["runs"]):  # saved by the workers: the same weights
+        sa, sb = torch.load(a["saved"]["state_dict"]), torch.load(b["saved"]["state_dict"])
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert os.path.exists(b["saved"]["torchscript"]) and "models2" in b["saved"]["torchscript"]
     for key in ("loss", "accuracy", "auc"):
         assert parallel["summary"]["vs_baseline"]["bsilu"][key] == serial["summary"]["vs_baseline"]["bsilu"][key]
 
