@@ -211,6 +211,7 @@ def test_same_seed_same_numbers(tmp_path, capsys):
         for run in result:
             for h in run["history"]:
                 h.pop("train_seconds")
+                h.pop("train_rows_per_second")
     assert results[0] == results[1]
     assert [r["loss"] for r in results[0]] != [r["loss"] for r in results[2]]  # the seed matters
     # pairing: every activation starts from the same weights, so the same dead units at epoch 0
@@ -251,7 +252,8 @@ def test_surrogates_and_info_commands(capsys):
                  "--activations", "--seeds", "--epochs", "--lr", "--optimizer", "--batch-size",
                  "--device", "--threads", "--out", "plain:gelu", "examples:", "--categorical",
                  "--hash-buckets", "--embedding-dim", "--na-values", "--fill", "--model-fn",
-                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr"):
+                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr",
+                 "--jobs", "--parquet", "--stream", "--shuffle-buffer", "--eval-rows"):
         assert flag in out
 
 

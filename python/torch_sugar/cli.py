@@ -18,6 +18,8 @@ from typing import List, Optional, Sequence
 PROG = "torch-sugar"
 DEFAULT_ACTIVATIONS = "relu,bsilu,nelu"
 DEFAULT_HIDDEN = "16,16,16,16,16,16,16,16"
+DEFAULT_SHUFFLE_BUFFER = 65536
+DEFAULT_EVAL_ROWS = 100000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,6 +157,10 @@ examples:
   torch-sugar compare --csv clicks.csv --target clicked --group user --categorical user,item \\
       --hidden 64,32 --optimizer adam --lr 1e-3 --epochs 10 --patience 3 --save-models models/
   torch-sugar compare --csv clicks.csv --target clicked --model-fn my_model.py:build
+  torch-sugar compare --parquet clicks/ --target clicked --group user --categorical user,item \\
+      --jobs 2                                          # Parquet, two runs at a time
+  torch-sugar synthetic-ctr big.parquet --rows 10000000
+  torch-sugar compare --parquet big.parquet --stream --target clicked --categorical user,item
   torch-sugar compare --images photos/ --image-size 32 --model cnn --augment
   torch-sugar compare --cifar ~/data/cifar-10-batches-py --model vgg16 --optimizer sgd \\
       --lr 0.05 --schedule cosine --epochs 30 --batch-size 128 --augment --device cuda
@@ -195,21 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="your CSV file with a header row; needs --target. Numeric columns are "
                           "features; text columns and --categorical ones are embedded; only empty "
                           "cells (and --na-values) are missing")
+    src.add_argument("--parquet", metavar="PATH",
+                     help="a Parquet file or a directory of them (read with pyarrow); needs "
+                          "--target. Same column flags and rules as --csv: integer and float "
+                          "columns are numeric (null is missing), text columns are categorical")
     src.add_argument("--images", metavar="DIR",
                      help="a folder with one sub-folder of images per class (read with Pillow)")
     src.add_argument("--cifar", metavar="DIR",
                      help="CIFAR-10 (cifar-10-batches-py) or CIFAR-100 (cifar-100-python) in the "
                           "python format, or their parent folder; never downloaded")
     g.add_argument("--target", metavar="COL",
-                   help="--csv: the class column; classes are its distinct values in sorted order "
+                   help="--csv, --parquet: the class column; classes are its distinct values in sorted order "
                         "(numerically if all are numbers), and with two classes the second (1, "
                         "true, yes) is the positive one for AUC")
     g.add_argument("--group", metavar="COL",
-                   help="--csv: a group column (user id, query id); enables uAUC for two classes")
+                   help="--csv, --parquet: a group column (user id, query id); enables uAUC for two classes")
     g.add_argument("--ignore", metavar="COLS", type=_names, default=[],
-                   help="--csv: comma-separated columns to leave out (ids, timestamps)")
+                   help="--csv, --parquet: comma-separated columns to leave out (ids, timestamps)")
     g.add_argument("--categorical", metavar="COLS", type=_names, default=[],
-                   help="--csv: comma-separated columns to treat as categorical ids (user, item): "
+                   help="--csv, --parquet: comma-separated columns to treat as categorical ids (user, item): "
                         "an embedding each; text columns are categorical anyway. The --group "
                         "column is a feature only when listed here")
     g.add_argument("--hash-buckets", metavar="N", type=_positive_int,
@@ -219,14 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding width of every categorical column (default: min(16, "
                         "round(1.6 * categories^0.56)) per column)")
     g.add_argument("--na-values", metavar="VALUES", type=_names, default=[],
-                   help="--csv: comma-separated cell values that also mean missing, e.g. '?,NA' "
+                   help="--csv, --parquet: comma-separated cell values that also mean missing, e.g. '?,NA' "
                         "(default: only empty cells are missing)")
     g.add_argument("--fill", choices=["mean", "zero"],
-                   help="--csv: fill missing numeric values with the training rows' mean or zero "
+                   help="--csv, --parquet: fill missing numeric values with the training rows' mean or zero "
                         "(default: a missing numeric value is an error; a missing categorical "
                         "value is always a category of its own)")
     g.add_argument("--max-classes", metavar="N", type=_positive_int, default=100,
-                   help="--csv: most distinct target values accepted (default %(default)s)")
+                   help="--csv, --parquet: most distinct target values accepted (default %(default)s)")
+    g.add_argument("--stream", action="store_true",
+                   help="--parquet: data larger than memory: one streaming pass for the "
+                        "vocabularies and scaling, training rows streamed by row group through a "
+                        "shuffle buffer, the split by a hash of the row number (not stratified)")
+    g.add_argument("--shuffle-buffer", metavar="N", type=_positive_int,
+                   help=f"--stream: rows shuffled together within the shuffled row groups "
+                        f"(default {DEFAULT_SHUFFLE_BUFFER})")
+    g.add_argument("--eval-rows", metavar="N", type=_positive_int,
+                   help=f"--stream: at most N validation and N test rows, the first ones, are kept "
+                        f"in memory (default {DEFAULT_EVAL_ROWS})")
     g.add_argument("--image-size", metavar="N", type=_positive_int, default=32,
                    help="--images: resize every image to N x N pixels (default %(default)s)")
     g.add_argument("--grayscale", action="store_true", help="--images: read images as one channel")
@@ -329,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch (default %(default)s: fixed so that the same seed "
                         "gives the same numbers, and fastest for small models; raise it for "
                         "conv nets)")
+    g.add_argument("--jobs", metavar="N", type=_positive_int, default=1,
+                   help="train N (activation, seed) runs at a time, each in a worker process "
+                        "with --threads threads; the numbers are the same as with one (default "
+                        "%(default)s)")
     g.add_argument("--out", metavar="DIR",
                    help="output folder (default results/compare-<data set>); files there are "
                         "overwritten")
@@ -351,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Write the synthetic-ctr data (impressions of ads to users: "
                                      "user and item ids, ad category, device, numeric features, "
                                      "clicked) as a CSV file, to try `compare --csv` on.")
-    ctr.add_argument("path", metavar="FILE", help="the CSV file to write")
+    ctr.add_argument("path", metavar="FILE",
+                     help="the CSV file to write; a name ending in .parquet writes Parquet, "
+                          "generated a million rows at a time (for large files)")
     ctr.add_argument("--rows", metavar="N", type=_positive_int, default=20000,
                      help="impressions (default %(default)s)")
     ctr.add_argument("--users", metavar="N", type=_positive_int, default=400,
@@ -363,17 +389,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_compare_args(args) -> None:
     from .experiments import UsageError
-    if args.csv is None:
+    table = args.csv is not None or args.parquet is not None
+    if not table:
         for flag, value in (("--target", args.target), ("--group", args.group)):
             if value is not None:
-                raise UsageError(f"{flag} only applies to --csv")
+                raise UsageError(f"{flag} only applies to --csv and --parquet")
         for flag, value in (("--ignore", args.ignore), ("--categorical", args.categorical),
                             ("--na-values", args.na_values), ("--fill", args.fill)):
             if value:
-                raise UsageError(f"{flag} only applies to --csv")
+                raise UsageError(f"{flag} only applies to --csv and --parquet")
     elif args.target is None:
-        raise UsageError("--csv needs --target COL (the class column)")
-    if args.dataset is None and args.csv is None and args.images is None and args.cifar is None:
+        raise UsageError(f"{'--csv' if args.csv is not None else '--parquet'} needs --target COL "
+                         "(the class column)")
+    if args.stream and args.parquet is None:
+        raise UsageError("--stream only applies to --parquet")
+    for flag, value, default in (("--shuffle-buffer", args.shuffle_buffer, DEFAULT_SHUFFLE_BUFFER),
+                                 ("--eval-rows", args.eval_rows, DEFAULT_EVAL_ROWS)):
+        if value is not None and not args.stream:
+            raise UsageError(f"{flag} only applies to --stream")
+    args.shuffle_buffer = args.shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
+    args.eval_rows = args.eval_rows or DEFAULT_EVAL_ROWS
+    if args.stream and args.limit is not None:
+        raise UsageError("--limit does not apply to --stream (the split is a hash of the row number)")
+    if args.dataset is None and not table and args.images is None and args.cifar is None:
         args.dataset = "digits"
     if args.val_fraction + args.test_fraction > 0.8:
         raise UsageError(f"--val-fraction + --test-fraction must leave at least 20% for training, "
@@ -416,6 +454,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .experiments import UsageError
     if args.command == "synthetic-ctr":
         from .experiments import data as data_mod
+        if args.path.endswith(".parquet"):
+            try:
+                rate = data_mod.write_synthetic_ctr_parquet(args.path, args.rows, args.users, args.seed)
+            except UsageError as exc:
+                print(f"{PROG} synthetic-ctr: error: {str(exc).replace('--ctr-', '--')}", file=sys.stderr)
+                return 2
+            print(f"{args.path}: {args.rows} impressions, {args.users} users, {rate:.1%} clicks, "
+                  f"generator seed {args.seed}; columns: {', '.join(data_mod.CTR_CATEGORICAL)}, "
+                  f"{', '.join(data_mod.CTR_FEATURES)}, clicked")
+            return 0
         try:
             raw = data_mod.make_synthetic_ctr(args.rows, args.users, args.seed)
             data_mod.write_table_csv(raw, args.path)

@@ -1,5 +1,6 @@
 """``torch-sugar compare``: every activation x every seed on one data set, then the tables,
 results.json/results.csv and plots. :func:`run` takes the parsed command-line namespace."""
+import argparse
 import datetime
 import os
 import sys
@@ -12,6 +13,7 @@ import torch
 import torch_sugar
 
 from . import data as data_mod
+from . import distributed
 from .activations import parse_activations
 from .errors import UsageError
 from .models import build_model, describe_model, resolve_norm
@@ -31,6 +33,12 @@ def load_data(args) -> data_mod.Data:
     if args.csv is not None:
         raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.categorical,
                                 args.na_values, args.fill, args.max_classes)
+    elif getattr(args, "parquet", None) is not None and getattr(args, "stream", False):
+        from .stream import load_stream
+        return load_stream(args)
+    elif getattr(args, "parquet", None) is not None:
+        raw = data_mod.load_parquet(args.parquet, args.target, args.group, args.ignore,
+                                    args.categorical, args.na_values, args.fill, args.max_classes)
     elif args.images is not None:
         raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
     elif args.cifar is not None:
@@ -94,8 +102,51 @@ def run(args) -> int:
     try:
         return _run(args)
     finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():  # torchrun: leave the group
+            dist.destroy_process_group()
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _make_dirs(out_dir: str, args) -> None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if args.save_predictions:
+            os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
+    if args.save_models is not None:
+        try:
+            os.makedirs(args.save_models, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
+
+
+def _set_up(args, cfg, ctx):
+    """The data, the model factory and its description, the output folders: (data, factory,
+    model_text, norm, out_dir). Raises UsageError on bad input."""
+    data = load_data(args)
+    if data.n_classes != 2:
+        for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
+            if value is not None:
+                raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
+    factory = None
+    if args.model_fn is not None:
+        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
+        params = sum(p.numel() for p in probe.parameters())
+        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
+    else:
+        probe = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
+                            cfg.dropout, cfg.norm, cfg.init)
+        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
+    norm = resolve_norm(cfg.model, cfg.norm)
+    del probe
+
+    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+    if ctx.main:
+        _make_dirs(out_dir, args)
+    return data, factory, model_text, norm, out_dir
 
 
 def _run(args) -> int:
@@ -110,38 +161,25 @@ def _run(args) -> int:
     if len(labels) == 1:
         baseline = None
     check_device(args.device, specs)
+    n_jobs = getattr(args, "jobs", 1)
+    ctx = distributed.from_environment(args.device)
+    if n_jobs > 1 and getattr(args, "stream", False):
+        raise UsageError("--jobs: not with --stream yet (the training stream stays in one process); "
+                         "leave --jobs out")
+    if ctx.active and n_jobs > 1:
+        raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
+    if not ctx.main:  # torchrun: only rank 0 prints and writes
+        args = argparse.Namespace(**{**vars(args), "quiet": True, "no_plots": True,
+                                     "save_predictions": False, "save_models": None})
     set_determinism(args.device, args.threads)
     cfg = train_config(args)
 
-    data = load_data(args)
-    if data.n_classes != 2:
-        for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
-            if value is not None:
-                raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
-    factory = None
-    if args.model_fn is not None:
-        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.train.x[:2])
-        params = sum(p.numel() for p in probe.parameters())
-        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
-    else:
-        probe = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
-                            cfg.dropout, cfg.norm, cfg.init)
-        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
-    norm = resolve_norm(cfg.model, cfg.norm)
-    del probe
-
-    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+    error = None
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        if args.save_predictions:
-            os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
-    if args.save_models is not None:
-        try:
-            os.makedirs(args.save_models, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
+        data, factory, model_text, norm, out_dir = _set_up(args, cfg, ctx)
+    except UsageError as exc:
+        error = str(exc)
+    distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
     json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
 
     d = data.describe()
@@ -159,7 +197,11 @@ def _run(args) -> int:
          f"  training: {cfg.optimizer} lr {cfg.lr:g}"
          + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
          + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
-           f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}",
+           f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
+         + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes"
+            if n_jobs > 1 else ""),
+         *([f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
+            f"{cfg.batch_size} rows split between them"] if ctx.active else []),
          f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
          + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
          + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
@@ -174,7 +216,7 @@ def _run(args) -> int:
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["torch-sugar"] + list(args.argv)) if getattr(args, "argv", None) is not None else None,
         "config": {**cfg.as_dict(), "activations": labels, "baseline": baseline,
-                   "seeds": list(args.seeds), "threads": args.threads, "data_seed": args.data_seed,
+                   "seeds": list(args.seeds), "threads": args.threads, "jobs": n_jobs, "world_size": ctx.world, "data_seed": args.data_seed,
                    "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
                    "limit": args.limit, "model_fn": args.model_fn, "save_models": args.save_models,
                    "hash_buckets": args.hash_buckets, "embedding_dim": args.embedding_dim},
@@ -193,6 +235,8 @@ def _run(args) -> int:
     started = time.perf_counter()
 
     def save() -> None:
+        if not ctx.main:
+            return
         payload["summary"] = summarize(runs, labels, baseline)
         payload["wall_seconds"] = time.perf_counter() - started
         write_json(json_path, payload)
@@ -201,29 +245,50 @@ def _run(args) -> int:
     if args.save_models is not None:
         payload["preprocessing"] = write_preprocessing(args.save_models, data.preprocessing, data.spec,
                                                        model_text, labels)
+    tasks = [(spec, seed) for seed in args.seeds for spec in specs]  # the serial order
+    finished: dict = {}
+
+    def finish(index: int, record: dict, log_probs) -> None:
+        """A run is done: keep it (runs stay in the serial order) and write the results."""
+        spec, seed = tasks[index]
+        finished[index] = record
+        runs[:] = [finished[i] for i in sorted(finished)]
+        if args.save_predictions and log_probs is not None:
+            write_predictions(
+                os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
+                data.test.rows, data.test.groups, data.test.y.numpy(), log_probs,
+                data.class_names)
+        save()
+
+    jobs = min(n_jobs, total)
     try:
-        for seed in args.seeds:
-            for spec in specs:
-                bar = _progress_bar(args.quiet, batches * cfg.epochs,
-                                    f"[{len(runs) + 1}/{total}] {spec.label} seed {seed}")
-                try:
-                    record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory)
-                finally:
-                    if bar is not None:
-                        bar.close()
-                if args.save_models is not None and record["status"] == "done":
-                    record["saved"] = save_model(model, args.save_models,
-                                                 f"{safe_name(spec.label)}-seed{seed}", data.train.x[:2])
-                runs.append(record)
-                if args.save_predictions and log_probs is not None:
-                    write_predictions(
-                        os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
-                        data.test.rows, data.test.groups, data.test.y.numpy(), log_probs,
-                        data.class_names)
-                save()
+        if jobs > 1:
+            from .parallel import run_parallel
+            bar = _progress_bar(args.quiet, batches * cfg.epochs * total,
+                                f"{total} runs in {jobs} processes")
+            try:
+                run_parallel(jobs, tasks, args, data, cfg, bar, batches * cfg.epochs, finish)
+            finally:
+                if bar is not None:
+                    bar.close()
+        for index, (spec, seed) in enumerate(tasks if jobs == 1 else []):
+            bar = _progress_bar(args.quiet, batches * cfg.epochs,
+                                f"[{index + 1}/{total}] {spec.label} seed {seed}")
+            try:
+                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory,
+                                                     ctx=ctx)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if args.save_models is not None and record["status"] == "done":
+                record["saved"] = save_model(model, args.save_models,
+                                             f"{safe_name(spec.label)}-seed{seed}", data.example_rows())
+            finish(index, record, log_probs)
     except KeyboardInterrupt:
         payload["interrupted"] = True
         save()
+        if not ctx.main:
+            return 130
         plots = [] if args.no_plots or not runs else plot_results(out_dir, runs, labels, title)
         print(f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
               f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
@@ -231,6 +296,8 @@ def _run(args) -> int:
 
     payload["complete"] = True
     save()
+    if not ctx.main:
+        return 0
     print(f"{title}, test set of {d['n_test']} rows\n")
     print(format_tables(payload["summary"], runs, len(args.seeds)))
     plots = [] if args.no_plots else plot_results(out_dir, runs, labels, title)

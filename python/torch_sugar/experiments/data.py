@@ -144,6 +144,17 @@ class Data:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def train_class_counts(self) -> np.ndarray:
+        """Training rows per class (a streamed training split counts them in its scan)."""
+        counts = getattr(self.train, "class_counts", None)
+        if counts is not None:
+            return np.asarray(counts)
+        return np.bincount(self.train.y.numpy(), minlength=self.n_classes)
+
+    def example_rows(self, k: int = 2) -> torch.Tensor:
+        """The first ``k`` training rows, encoded (probing and tracing models)."""
+        return self.train.x[:k]
+
     def describe(self) -> dict:
         """For results.json."""
         return {
@@ -153,7 +164,7 @@ class Data:
             "classes": list(self.class_names),
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
             "test_class_counts": np.bincount(self.test.y.numpy(), minlength=self.n_classes).tolist(),
-            "train_class_counts": np.bincount(self.train.y.numpy(), minlength=self.n_classes).tolist(),
+            "train_class_counts": self.train_class_counts().tolist(),
             "group": self.group_name,
             "features": self.feature_names,
             "categorical": [] if self.spec is None else [vars(c).copy() for c in self.spec.categorical],
@@ -187,6 +198,70 @@ def load_builtin(name: str, ctr_rows: int = 20000, ctr_users: int = 400, seed: i
 
 
 CTR_DEVICES = ("mobile", "desktop", "tablet")
+CTR_ADS = 300
+
+
+def _ctr_population(rng: np.random.Generator, users: int) -> dict:
+    """synthetic-ctr's users and ads: the generator's first draws."""
+    n_ads, dim, n_cat, n_dev = CTR_ADS, 4, 8, 3
+    # users: activity, propensity, taste, observable proxies
+    activity = 1.0 / np.arange(1, users + 1) ** 0.7
+    activity = rng.permutation(activity / activity.sum())
+    propensity = rng.normal(0.0, 0.8, users)
+    taste = rng.normal(0.0, 1.0, (users, dim))
+    user_feat = taste[:, :2] + rng.normal(0.0, 0.6, (users, 2))
+    user_hist_ctr = 1 / (1 + np.exp(-(-3.0 + propensity + rng.normal(0.0, 0.4, users))))
+    device = rng.choice(n_dev, users, p=[0.6, 0.3, 0.1])
+    # ads: quality, hidden attributes, observable proxies
+    quality = rng.normal(0.0, 0.6, n_ads)
+    attributes = rng.normal(0.0, 1.0, (n_ads, dim))
+    ad_feat = attributes[:, :3] + rng.normal(0.0, 0.5, (n_ads, 3))
+    category = (np.digitize(attributes[:, 3], [-1.15, -0.67, -0.32, 0, 0.32, 0.67, 1.15])
+                + rng.binomial(1, 0.15, n_ads)) % n_cat
+    ad_hist_ctr = 1 / (1 + np.exp(-(-3.0 + quality + rng.normal(0.0, 0.3, n_ads))))
+    return dict(activity=activity, propensity=propensity, taste=taste, user_feat=user_feat,
+                user_hist_ctr=user_hist_ctr, device=device, quality=quality, attributes=attributes,
+                ad_feat=ad_feat, category=category, ad_hist_ctr=ad_hist_ctr, n_ads=n_ads)
+
+
+def _ctr_impressions(rng: np.random.Generator, pop: dict, rows: int, users: int, as_text: bool = True
+                     ) -> Tuple[np.ndarray, object, np.ndarray]:
+    """``rows`` impressions of the population: (numeric features, categorical columns, clicks);
+    the categorical columns as text (an object array), or with ``as_text=False`` as the integer
+    indices (user, ad, ad category, device)."""
+    activity, propensity, taste = pop["activity"], pop["propensity"], pop["taste"]
+    user_feat, user_hist_ctr, device = pop["user_feat"], pop["user_hist_ctr"], pop["device"]
+    quality, attributes, ad_feat = pop["quality"], pop["attributes"], pop["ad_feat"]
+    category, ad_hist_ctr, n_ads = pop["category"], pop["ad_hist_ctr"], pop["n_ads"]
+    # impressions
+    user = rng.choice(users, rows, p=activity)
+    ad = rng.integers(0, n_ads, rows)
+    position = rng.integers(1, 6, rows)
+    hour = rng.integers(0, 24, rows)
+    hour_sin, hour_cos = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
+    logit = (-3.6 + propensity[user] + quality[ad]
+             + 0.8 * np.einsum("ij,ij->i", taste[user], attributes[ad])
+             - 0.35 * (position - 1)
+             + 0.5 * taste[user, 2] * hour_sin
+             + 0.4 * ad_feat[ad, 0] * ad_feat[ad, 1]
+             + 0.3 * (device[user] == 2) * (category[ad] < 2))
+    click = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+
+    columns = [user_feat[user, 0], user_feat[user, 1], np.log(user_hist_ctr[user]),
+               ad_feat[ad, 0], ad_feat[ad, 1], ad_feat[ad, 2], np.log(ad_hist_ctr[ad]),
+               position.astype(float), hour_sin, hour_cos]
+    x = np.stack(columns, axis=1).astype(np.float32)
+    if not as_text:
+        return x, (user, ad, category[ad], device[user]), click
+    cat = np.stack([np.char.add("u", user.astype(str)), np.char.add("ad", ad.astype(str)),
+                    np.char.add("c", category[ad].astype(str)),
+                    np.array(CTR_DEVICES)[device[user]]], axis=1).astype(object)
+    return x, cat, click
+
+
+CTR_FEATURES = ["user_f0", "user_f1", "user_log_hist_ctr", "ad_f0", "ad_f1", "ad_f2",
+                "ad_log_hist_ctr", "position", "hour_sin", "hour_cos"]
+CTR_CATEGORICAL = ["user", "item", "ad_category", "device"]
 
 
 def make_synthetic_ctr(rows: int = 20000, users: int = 400, seed: int = 0) -> RawData:
@@ -207,51 +282,52 @@ def make_synthetic_ctr(rows: int = 20000, users: int = 400, seed: int = 0) -> Ra
     if not 2 <= users <= rows // 5:
         raise UsageError(f"--ctr-users: need 2 <= users <= rows/5 = {rows // 5}, got {users}")
     rng = np.random.default_rng(seed)
-    n_ads, dim, n_cat, n_dev = 300, 4, 8, 3
-    # users: activity, propensity, taste, observable proxies
-    activity = 1.0 / np.arange(1, users + 1) ** 0.7
-    activity = rng.permutation(activity / activity.sum())
-    propensity = rng.normal(0.0, 0.8, users)
-    taste = rng.normal(0.0, 1.0, (users, dim))
-    user_feat = taste[:, :2] + rng.normal(0.0, 0.6, (users, 2))
-    user_hist_ctr = 1 / (1 + np.exp(-(-3.0 + propensity + rng.normal(0.0, 0.4, users))))
-    device = rng.choice(n_dev, users, p=[0.6, 0.3, 0.1])
-    # ads: quality, hidden attributes, observable proxies
-    quality = rng.normal(0.0, 0.6, n_ads)
-    attributes = rng.normal(0.0, 1.0, (n_ads, dim))
-    ad_feat = attributes[:, :3] + rng.normal(0.0, 0.5, (n_ads, 3))
-    category = (np.digitize(attributes[:, 3], [-1.15, -0.67, -0.32, 0, 0.32, 0.67, 1.15])
-                + rng.binomial(1, 0.15, n_ads)) % n_cat
-    ad_hist_ctr = 1 / (1 + np.exp(-(-3.0 + quality + rng.normal(0.0, 0.3, n_ads))))
-    # impressions
-    user = rng.choice(users, rows, p=activity)
-    ad = rng.integers(0, n_ads, rows)
-    position = rng.integers(1, 6, rows)
-    hour = rng.integers(0, 24, rows)
-    hour_sin, hour_cos = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
-    logit = (-3.6 + propensity[user] + quality[ad]
-             + 0.8 * np.einsum("ij,ij->i", taste[user], attributes[ad])
-             - 0.35 * (position - 1)
-             + 0.5 * taste[user, 2] * hour_sin
-             + 0.4 * ad_feat[ad, 0] * ad_feat[ad, 1]
-             + 0.3 * (device[user] == 2) * (category[ad] < 2))
-    click = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-
-    columns = [user_feat[user, 0], user_feat[user, 1], np.log(user_hist_ctr[user]),
-               ad_feat[ad, 0], ad_feat[ad, 1], ad_feat[ad, 2], np.log(ad_hist_ctr[ad]),
-               position.astype(float), hour_sin, hour_cos]
-    names = ["user_f0", "user_f1", "user_log_hist_ctr", "ad_f0", "ad_f1", "ad_f2",
-             "ad_log_hist_ctr", "position", "hour_sin", "hour_cos"]
-    x = np.stack(columns, axis=1).astype(np.float32)
-    cat = np.stack([np.char.add("u", user.astype(str)), np.char.add("ad", ad.astype(str)),
-                    np.char.add("c", category[ad].astype(str)),
-                    np.array(CTR_DEVICES)[device[user]]], axis=1).astype(object)
-    note = (f"synthetic-ctr: {rows} impressions, {users} users, {n_ads} items, {click.mean():.1%} "
+    x, cat, click = _ctr_impressions(rng, _ctr_population(rng, users), rows, users)
+    names = list(CTR_FEATURES)
+    note = (f"synthetic-ctr: {rows} impressions, {users} users, {CTR_ADS} items, {click.mean():.1%} "
             f"clicks, generator seed {seed}")
     return RawData("synthetic-ctr", "tabular", x, click, ["0", "1"],
                    groups=cat[:, 0].copy(), group_name="user", feature_names=names,
                    standardize=np.ones(x.shape[1], bool), notes=[note], cat=cat,
-                   cat_names=["user", "item", "ad_category", "device"], target_name="clicked")
+                   cat_names=list(CTR_CATEGORICAL), target_name="clicked")
+
+
+def write_synthetic_ctr_parquet(path: str, rows: int, users: int = 400, seed: int = 0,
+                                chunk: int = 1_000_000, row_group_size: int = 100_000) -> float:
+    """synthetic-ctr as a Parquet file, generated and written ``chunk`` rows at a time (cheap in
+    memory, so large files can be made: ``torch-sugar synthetic-ctr clicks.parquet --rows
+    10000000``); the columns of :func:`write_table_csv`, features as float32. The first ``chunk``
+    rows are those of ``make_synthetic_ctr(min(rows, chunk), users, seed)``. Returns the click rate."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("writing Parquet needs pyarrow: pip install pyarrow") from None
+    if rows < 100:
+        raise UsageError(f"--ctr-rows: need at least 100 rows, got {rows}")
+    if not 2 <= users <= rows // 5:
+        raise UsageError(f"--ctr-users: need 2 <= users <= rows/5 = {rows // 5}, got {users}")
+    rng = np.random.default_rng(seed)
+    pop = _ctr_population(rng, users)
+    schema = pa.schema([(n, pa.string()) for n in CTR_CATEGORICAL]
+                       + [(n, pa.float32()) for n in CTR_FEATURES] + [("clicked", pa.int8())])
+    clicks = 0
+    try:
+        with pq.ParquetWriter(path, schema) as writer:
+            for start in range(0, rows, chunk):
+                x, (user, ad, category, device), click = _ctr_impressions(
+                    rng, pop, min(chunk, rows - start), users, as_text=False)
+                text = [pc.binary_join_element_wise(prefix, pa.array(v).cast(pa.string()), "")
+                        for prefix, v in (("u", user), ("ad", ad), ("c", category))]
+                text.append(pa.array(np.array(CTR_DEVICES)[device]))
+                table = pa.table(text + [pa.array(x[:, j]) for j in range(x.shape[1])]
+                                 + [pa.array(click.astype(np.int8))], schema=schema)
+                writer.write_table(table, row_group_size=row_group_size)
+                clicks += int(click.sum())
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc}") from None
+    return clicks / rows
 
 
 def write_table_csv(raw: RawData, path: str) -> None:
@@ -304,8 +380,6 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         raise UsageError(f"--csv: no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"--csv: {path} is a directory, not a CSV file")
-    if fill is not None and fill not in FILLS:
-        raise UsageError(f"--fill: unknown fill {fill!r}; valid: {', '.join(FILLS)}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(65536)
@@ -335,7 +409,112 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         if len(row) != len(header):
             raise UsageError(f"--csv: {path} line {line_num} has {len(row)} fields, the header "
                              f"has {len(header)}")
+    columns = [[row[j].strip() for _, row in lines] for j in range(len(header))]
+    return _load_table("--csv", "line", path, header, columns, np.array([n for n, _ in lines]),
+                       target, group, ignore, categorical, na_values, fill, max_classes)
 
+
+def _parquet_column(name: str, column, path: str):
+    """One pyarrow column as :func:`_load_table` takes it: integers, floats and decimals as a
+    float64 array (NaN where null); booleans as the text false/true; text, dictionary-encoded text
+    and other types that arrow can write as text (dates, timestamps) as stripped text cells ("" where
+    null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = pc.fill_null(column.cast(pa.float64()), math.nan)
+        return values.to_numpy() if len(values) else np.zeros(0)
+    if pa.types.is_boolean(kind):
+        return ["" if v is None else "true" if v else "false" for v in column.to_pylist()]
+    try:
+        text = column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise UsageError(f"--parquet: column {name!r} of {path} has type {kind}, which cannot be read "
+                         "as numbers or text; leave it out with --ignore") from None
+    return ["" if v is None else v.strip() for v in text.to_pylist()]
+
+
+def parquet_files(path: str) -> List[str]:
+    """``path`` itself, or the ``*.parquet`` files of a directory in sorted order."""
+    if not os.path.exists(path):
+        raise UsageError(f"--parquet: no such file or directory: {path}")
+    if not os.path.isdir(path):
+        return [path]
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                   if f.endswith(".parquet") and os.path.isfile(os.path.join(path, f)))
+    if not files:
+        raise UsageError(f"--parquet: directory {path} has no .parquet files")
+    return files
+
+
+def load_parquet(path: str, target: str, group: Optional[str] = None, ignore: Sequence[str] = (),
+                 categorical: Sequence[str] = (), na_values: Sequence[str] = (),
+                 fill: Optional[str] = None, max_classes: int = 100) -> RawData:
+    """A Parquet file, or a directory of ``*.parquet`` files with the same columns (read in
+    sorted order), read with pyarrow; the columns then go through the same rules as CSV
+    (:func:`load_csv`) with typed columns: integer, float and decimal columns are numeric (null is
+    missing), boolean columns are the text false/true, and text columns are read like CSV cells
+    (empty text, null and ``na_values`` are missing). Row numbers (predictions, messages) count
+    from 0 over the files in order. Columns in ``ignore`` are never read."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("--parquet needs pyarrow: pip install pyarrow "
+                         "(or pip install 'torch-sugar[experiments]')") from None
+    tables, header = [], None
+    for file in parquet_files(path):
+        try:
+            names = pq.read_schema(file).names
+            if header is None:
+                header = list(names)
+                if len(set(header)) != len(header):
+                    dup = sorted({h for h in header if header.count(h) > 1})
+                    raise UsageError(f"--parquet: {file} has duplicate column names: {', '.join(dup)}")
+                for name in ignore:
+                    if name not in header:
+                        raise UsageError(f"--ignore: column {name!r} is not in {path}; columns: "
+                                         f"{', '.join(header)}")
+            elif list(names) != header:
+                raise UsageError(f"--parquet: {file} has the columns {', '.join(names)}; the first "
+                                 f"file has {', '.join(header)}")
+            tables.append(pq.read_table(file, columns=[h for h in header if h not in ignore]))
+        except (pa.ArrowException, OSError) as exc:
+            raise UsageError(f"--parquet: cannot read {file}: {exc}") from None
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if table.num_rows == 0:
+        raise UsageError(f"--parquet: {path} has no rows")
+    kept = list(table.column_names)
+    columns = [_parquet_column(name, table.column(name), path) for name in kept]
+    # the ignored columns were not read: empty text stands in for them
+    full = [columns[kept.index(h)] if h in kept else [""] * table.num_rows for h in header]
+    return _load_table("--parquet", "row", path, header, full, np.arange(table.num_rows), target,
+                       group, ignore, categorical, na_values, fill, max_classes)
+
+
+def _column_text(column) -> List[str]:
+    """A column's values as text cells: CSV columns are text already; a typed numeric column (a
+    float64 array from Parquet, NaN where missing) gives integers without a decimal point, other
+    numbers as ``repr`` and "" where missing."""
+    if isinstance(column, np.ndarray):
+        return ["" if math.isnan(v) else str(int(v)) if v == int(v) else repr(float(v))
+                for v in column.tolist()]
+    return column
+
+
+def _load_table(flag: str, unit: str, path: str, header: List[str], columns: list,
+                row_numbers: np.ndarray, target: str, group: Optional[str], ignore: Sequence[str],
+                categorical: Sequence[str], na_values: Sequence[str], fill: Optional[str],
+                max_classes: int) -> RawData:
+    """What CSV and Parquet input share once read: ``columns`` holds one entry per ``header``
+    name, a list of stripped text cells ("" where empty) or a float64 array (a typed numeric
+    column, NaN where missing); ``row_numbers`` are the rows' CSV lines or Parquet rows (``unit``)
+    for messages and predictions. See :func:`load_csv` for the rules."""
+    if fill is not None and fill not in FILLS:
+        raise UsageError(f"--fill: unknown fill {fill!r}; valid: {', '.join(FILLS)}")
     def column_index(flag: str, name: str) -> int:
         if name not in header:
             raise UsageError(f"{flag}: column {name!r} is not in {path}; columns: {', '.join(header)}")
@@ -352,20 +531,19 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
     both = sorted(header[i] for i in cat_idx & ignored)
     if both:
         raise UsageError(f"--categorical: {', '.join(both)} also given to --ignore")
-    line_nums = np.array([n for n, _ in lines])
+    line_nums = row_numbers
     na = {v.strip() for v in na_values}
     if na:
-        cells = [["" if c.strip() in na else c.strip() for c in row] for _, row in lines]
-    else:
-        cells = [[c.strip() for c in row] for _, row in lines]
+        columns = [c if isinstance(c, np.ndarray) else ["" if v in na else v for v in c]
+                   for c in columns]
 
-    def required(idx: int, what: str, flag: str) -> List[str]:
-        values = [row[idx] for row in cells]
+    def required(idx: int, what: str, option: str) -> List[str]:
+        values = _column_text(columns[idx])
         bad = [i for i, v in enumerate(values) if v == ""]
         if bad:
             markers = "empty" + (f" or {', '.join(sorted(na))}" if na else "")
-            raise UsageError(f"{flag}: {what} column {header[idx]!r} has {len(bad)} missing "
-                             f"value(s) ({markers}), first on line {line_nums[bad[0]]} of {path}; "
+            raise UsageError(f"{option}: {what} column {header[idx]!r} has {len(bad)} missing "
+                             f"value(s) ({markers}), first on {unit} {line_nums[bad[0]]} of {path}; "
                              "fill or drop those rows first")
         return values
 
@@ -390,23 +568,26 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
     for idx, name in enumerate(header):
         if idx == t_idx or idx in ignored or (idx == g_idx and idx not in cat_idx):
             continue
-        values = [row[idx] for row in cells]
-        numbers = None if idx in cat_idx else [_as_float(v) if v != "" else math.nan for v in values]
-        if numbers is None or any(n is None for n in numbers):
-            cat_cols.append(values)
+        values = columns[idx]
+        if isinstance(values, np.ndarray):
+            numbers = None if idx in cat_idx else values
+        else:
+            numbers = None if idx in cat_idx else [_as_float(v) if v != "" else math.nan for v in values]
+        if numbers is None or (not isinstance(numbers, np.ndarray) and any(n is None for n in numbers)):
+            cat_cols.append(_column_text(values))
             cat_names.append(name)
             continue
-        col = np.array(numbers, dtype=np.float64)
+        col = np.asarray(numbers, dtype=np.float64)
         if np.any(np.isinf(col)):
             first = int(np.flatnonzero(np.isinf(col))[0])
-            raise UsageError(f"--csv: numeric column {name!r} has infinite values, first on line "
+            raise UsageError(f"{flag}: numeric column {name!r} has infinite values, first on {unit} "
                              f"{line_nums[first]} of {path}")
         missing = np.isnan(col)
         if missing.any():
             if fill is None:
                 raise UsageError(
-                    f"--csv: numeric column {name!r} has {int(missing.sum())} missing value(s) "
-                    f"(empty{', ' + ', '.join(sorted(na)) if na else ''} or NaN), first on line "
+                    f"{flag}: numeric column {name!r} has {int(missing.sum())} missing value(s) "
+                    f"(empty{', ' + ', '.join(sorted(na)) if na else ''} or NaN), first on {unit} "
                     f"{line_nums[int(np.flatnonzero(missing)[0])]} of {path}; fill them with "
                     "--fill mean|zero, make the column --categorical, or drop it with --ignore")
             filled[name] = int(missing.sum())
@@ -417,7 +598,7 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         numeric.append(col)
         names.append(name)
     if not numeric and not cat_cols:
-        raise UsageError(f"--csv: {path} has no feature columns left besides --target/--group/--ignore")
+        raise UsageError(f"{flag}: {path} has no feature columns left besides --target/--group/--ignore")
     if id_like:
         message = (f"integer column(s) {', '.join(id_like)} have {ID_LIKE_DISTINCT} or more distinct "
                    "values and look like ids; they are read as one standardized number each. Pass "
@@ -428,10 +609,10 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         notes.append(f"--fill {fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in filled.items()))
     x = np.stack(numeric, axis=1) if numeric else np.zeros((len(y), 0))
     cat = np.array(cat_cols, dtype=object).T if cat_cols else None
-    note = (f"{os.path.basename(path)}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
+    note = (f"{os.path.basename(os.path.normpath(path))}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
             f" + {len(cat_names)} categorical features"
             + (f" ({', '.join(cat_names)})" if cat_names else ""))
-    return RawData(os.path.splitext(os.path.basename(path))[0], "tabular", x.astype(np.float32), y,
+    return RawData(os.path.splitext(os.path.basename(os.path.normpath(path)))[0], "tabular", x.astype(np.float32), y,
                    distinct, groups=groups, group_name=group, feature_names=names,
                    standardize=np.ones(len(names), bool), rows=line_nums, notes=[note] + notes,
                    cat=cat, cat_names=cat_names, fill=fill if filled else None, target_name=target,

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -98,11 +98,26 @@ def class_weights(data: Data, pos_weight: Optional[str]) -> Optional[torch.Tenso
     if pos_weight is None:
         return None
     if pos_weight == "auto":
-        counts = np.bincount(data.train.y.numpy(), minlength=2)
+        counts = data.train_class_counts()
         w = counts[0] / max(int(counts[1]), 1)
     else:
         w = float(pos_weight)
     return torch.tensor([1.0, w], dtype=torch.float32)
+
+
+def epoch_batches(train, batch_size: int, order_gen: torch.Generator
+                  ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of training batches (x, y): a random permutation of the rows drawn from
+    ``order_gen``, or, for a streamed split (``--stream``), its own shuffled stream seeded from
+    ``order_gen``."""
+    if hasattr(train, "batches"):
+        yield from train.batches(batch_size, order_gen)
+        return
+    n = len(train)
+    perm = torch.randperm(n, generator=order_gen)
+    for b in range(math.ceil(n / batch_size)):
+        idx = perm[b * batch_size:(b + 1) * batch_size]
+        yield train.x[idx], train.y[idx]
 
 
 @torch.no_grad()
@@ -145,7 +160,7 @@ def _selection_score(val: dict, select_by: str) -> Optional[float]:
 
 def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
               progress: Optional[Callable[[int, dict], None]] = None,
-              bar=None, factory: Optional[Callable[[], nn.Module]] = None
+              bar=None, factory: Optional[Callable[[], nn.Module]] = None, ctx=None
               ) -> Tuple[dict, Optional[np.ndarray], nn.Module]:
     """Trains one model; returns (the run's record for results.json, test log-probabilities, the
     model at the selected epoch, in eval mode).
@@ -153,7 +168,11 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) advanced once per batch.
     ``factory``: builds the model with ``nn.ReLU`` activations (``--model-fn``); default
     :func:`~.models.build_model` from ``cfg``.
+    ``ctx``: a :class:`~.distributed.Context` under torchrun: the model trains as
+    ``DistributedDataParallel``, each rank on its share of every global batch.
     """
+    from . import distributed
+    ctx = ctx or distributed.SINGLE
     seed_everything(seed)
     if factory is not None:
         model = factory()
@@ -161,6 +180,11 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
         model = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
                             cfg.dropout, cfg.norm, cfg.init)
     model = spec.apply(model).to(cfg.device)
+    train_model = model
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+        train_model = DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if cfg.device == "cuda" else None)
     weight = class_weights(data, cfg.pos_weight)
     train_weight = None if weight is None else weight.to(cfg.device)
     monitor = DeadUnitMonitor(model, MONITORED_TYPES, enabled=False)
@@ -169,8 +193,6 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
                  if cfg.schedule == "cosine" else None)
     order_gen = torch.Generator().manual_seed(seed)
     augment_gen = torch.Generator().manual_seed(seed + 1_000_003)
-    n = len(data.train)
-    batches = math.ceil(n / cfg.batch_size)
     uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
     record: dict = {"activation": spec.label, "seed": seed, "status": "done"}
@@ -178,9 +200,11 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     history: List[dict] = []
     best = {"epoch": None, "score": None, "state": None}
 
-    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float]) -> dict:
+    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float],
+                  rows: int = 0) -> dict:
         val, _, dead = evaluate(model, data.val, cfg, monitor, weight)
         entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": seconds,
+                 "train_rows_per_second": rows / seconds if seconds else None,
                  "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_auc": val["auc"],
                  "val_pr_auc": val["pr_auc"],
                  "dead_fraction": dead["fraction"],
@@ -206,23 +230,35 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     log_epoch(0, None, None)
     epoch_seconds: List[float] = []
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(n, generator=order_gen)
+        train_model.train()
         total, count = 0.0, 0
         start = time.perf_counter()
         diverged = False
-        for b in range(batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            if uses_bn and len(idx) < 2:  # batch norm cannot train on one row
+        for xb, yb in epoch_batches(data.train, cfg.batch_size, order_gen):
+            rows = len(yb)
+            if (uses_bn and rows < 2 * ctx.world) or rows < ctx.world:
+                # batch norm cannot train on one row; under torchrun every rank needs a row
                 if bar is not None:
                     bar.update(1)
                 continue
-            xb = data.train.x[idx]
+            if ctx.active:  # this rank's share of the global batch
+                # the global batch's loss normalizer (rows, or their class weights)
+                denom = float(rows if weight is None else weight[yb].sum())
+                xb, yb = xb[ctx.rank::ctx.world], yb[ctx.rank::ctx.world]
             if cfg.augment and data.kind == "image":
                 xb = augment_batch(xb, augment_gen)
-            xb, yb = xb.to(cfg.device), data.train.y[idx].to(cfg.device)
-            loss = F.cross_entropy(model(xb), yb, weight=train_weight)
-            if not torch.isfinite(loss):
+            xb, yb = xb.to(cfg.device), yb.to(cfg.device)
+            if ctx.active:
+                # world x (this share's summed loss) / normalizer: DDP's mean over the ranks of
+                # the gradients is then the gradient of the global batch's mean loss, also when
+                # the shares differ in size (the last batch)
+                loss = F.cross_entropy(train_model(xb), yb, weight=train_weight,
+                                       reduction="sum") * (ctx.world / denom)
+                shown = distributed.all_mean(ctx, loss)
+            else:
+                loss = F.cross_entropy(train_model(xb), yb, weight=train_weight)
+                shown = loss
+            if not torch.isfinite(shown):
                 diverged = True
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -230,8 +266,8 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             if cfg.clip_grad is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             optimizer.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
+            total += shown.item() * rows
+            count += rows
             if bar is not None:
                 bar.update(1)
         seconds = time.perf_counter() - start
@@ -243,7 +279,7 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
         if scheduler is not None:
             scheduler.step()
         epoch_seconds.append(seconds)
-        log_epoch(epoch, total / max(count, 1), seconds)
+        log_epoch(epoch, total / max(count, 1), seconds, count)
         if cfg.patience is not None and best["epoch"] is not None and epoch - best["epoch"] >= cfg.patience:
             break
 
@@ -271,4 +307,7 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     })
     if weight is not None:
         record["pos_weight"] = float(weight[1])
+    if ctx.active:
+        record["ddp"] = {"world_size": ctx.world,
+                         "parameter_digests": distributed.parameter_digests(ctx, model)}
     return record, log_probs, model
