@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import torch_sugar
+from torch_sugar.modules import swap_modules
 
 from .errors import UsageError
 
@@ -124,14 +125,9 @@ class ActivationSpec:
 
 
 def replace_relu(model: nn.Module, factory: Callable[[], nn.Module]) -> nn.Module:
-    """Replaces every ``nn.ReLU`` (nested ones too) by ``factory()``, in place."""
-    if isinstance(model, nn.ReLU):
-        return factory()
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.ReLU):
-                setattr(parent, name, factory())
-    return model
+    """Replaces every ``nn.ReLU`` (nested ones too) by ``factory()``, in place (the loop of
+    ``torch_sugar.convert``, with another module)."""
+    return swap_modules(model, nn.ReLU, lambda relu: factory())
 
 
 def _parse_alpha(text: str, whole: str) -> float:
