@@ -4,15 +4,16 @@
 // both include it, so the two backends cannot disagree. Everything here is C10_HOST_DEVICE and
 // templated on the compute type T (float for float16/bfloat16/float32, double for float64).
 //
-// The same templates also compute 8 or 16 lanes at once: the vectorized CPU kernels instantiate
-// them with a SIMD type (csrc/ops/cpu/vec_avx2.h, vec_avx512.h). So the formulas are written
-// without branches on x: `where(cond, a, b)` selects, and `vexp`, `vabs`, `verfc` (exp, |x|, erfc)
-// are called unqualified, which finds the scalar overloads below for float/double and, by
-// argument-dependent lookup, the vector overloads beside a SIMD type. A comparison gives a bool for scalars and a
-// lane mask for vectors. Both branches of a `where` are evaluated, so each is kept finite on its
-// own (or at least harmless: a discarded lane never traps). relu_forward is the one exception:
-// it works on the storage type, and the vector kernels apply it to each lane's bits themselves
-// (csrc/ops/cpu/vec_kernels.h).
+// The same templates also compute a vector of lanes at once: the CPU kernels
+// (csrc/ops/cpu/vec_kernels.cpp, compiled once per instruction set with ATen's CPU_CAPABILITY)
+// instantiate them with at::vec::Vectorized<float> (and <double>). So the formulas are written
+// without branches on x: `where(cond, a, b)` selects, and `vexp`, `vabs`, `verfc` (exp, |x|,
+// erfc) are called unqualified, which finds the scalar overloads below for float/double and, where
+// CPU_CAPABILITY is defined, the Vectorized overloads (Sleef's exp and erfc). A comparison gives a
+// bool for scalars and a lane mask for vectors. Both branches of a `where` are evaluated, so each
+// is kept finite on its own (or at least harmless: a discarded lane never traps). relu_forward is
+// the one exception: it works on the storage type, and the vector kernels apply it to each lane's
+// bits themselves.
 //
 // Numerics: every function is finite for every finite x. Exponentials are only ever taken of
 // non-positive numbers (e = exp(-|x|)), so nothing overflows; products that could meet 0 * inf
@@ -24,6 +25,10 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+
+#ifdef CPU_CAPABILITY
+#include <ATen/cpu/vec/vec.h>
+#endif
 
 namespace sugar {
 namespace math {
@@ -52,7 +57,7 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluTanhCoef = 0.044715;
 
-// ---- scalar building blocks; SIMD types bring their own overloads (found by ADL) ----
+// ---- scalar building blocks (the Vectorized ones follow, in the per-ISA kernels only) ----
 // ("v" for vectorizable; named apart from libm's exp/abs/erfc so that no `using namespace` can
 // make a call to those ambiguous, on the host or under nvcc.)
 
@@ -79,6 +84,27 @@ C10_HOST_DEVICE inline float verfc(float x) {
 C10_HOST_DEVICE inline double verfc(double x) {
   return std::erfc(x);
 }
+
+#ifdef CPU_CAPABILITY
+// The same building blocks lane by lane, for the per-ISA CPU kernels (see the top).
+template <typename T>
+inline at::vec::Vectorized<T> where(
+    const at::vec::Vectorized<T>& mask, const at::vec::Vectorized<T>& a, const at::vec::Vectorized<T>& b) {
+  return at::vec::Vectorized<T>::blendv(b, a, mask);
+}
+template <typename T>
+inline at::vec::Vectorized<T> vexp(const at::vec::Vectorized<T>& x) {
+  return x.exp();
+}
+template <typename T>
+inline at::vec::Vectorized<T> vabs(const at::vec::Vectorized<T>& x) {
+  return x.abs();
+}
+template <typename T>
+inline at::vec::Vectorized<T> verfc(const at::vec::Vectorized<T>& x) {
+  return x.erfc();
+}
+#endif
 
 // sigmoid(x) and sigmoid(x) * sigmoid(-x) from one exp(-|x|): the exponent is never positive.
 template <typename T>
@@ -163,8 +189,7 @@ C10_HOST_DEVICE inline T leaky_relu_grad(T x, T a) {
 
 // ---- GELU (exact): s(x) = x Phi(x) ----
 
-// Phi(x) and phi(x), the standard normal cdf and pdf. (SIMD types overload normal_parts to get
-// both from one exponential; see vec_avx2.h.)
+// Phi(x) and phi(x), the standard normal cdf and pdf.
 template <typename T>
 struct NormalParts {
   T cdf;  // Phi(x)
