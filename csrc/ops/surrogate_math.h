@@ -96,6 +96,15 @@ template <typename T>
 inline at::vec::Vectorized<T> vexp(const at::vec::Vectorized<T>& x) {
   return x.exp();
 }
+// Float lanes: ATen's inline exp_u20 (about 2 ulp; Sleef's exp is an out-of-line call that costs
+// bsilu's and mish's backward a quarter to a half of their speed), of x/2 and squared, since
+// exp_u20 flushes results below FLT_MIN to zero: squared, exp(x) rounds into the subnormal range
+// as it should. Measured against float64 exp over [-103, 0]: at most 8.5 ulp (mean 1.6) in the
+// normal range, 4e-45 absolute below it. exp_u20 turns NaN into inf; NaN stays NaN here.
+inline at::vec::Vectorized<float> vexp(const at::vec::Vectorized<float>& x) {
+  const auto h = (x * at::vec::Vectorized<float>(0.5f)).exp_u20();
+  return where(x.isnan(), x, h * h);
+}
 template <typename T>
 inline at::vec::Vectorized<T> vabs(const at::vec::Vectorized<T>& x) {
   return x.abs();
@@ -203,6 +212,37 @@ C10_HOST_DEVICE inline NormalParts<T> normal_parts(T x) {
   p.pdf = T(kInvSqrt2Pi) * vexp(T(-0.5) * x * x);
   return p;
 }
+
+#ifdef CPU_CAPABILITY
+// Phi(x) and phi(x) for float lanes from one exponential E = exp(-x^2/2) (Sleef's erfc, about ten
+// times the cost of its exp, would make GELU's backward compute-bound): phi = E / sqrt(2 pi), and
+// Phi(-|x|) = erfc(|x|/sqrt 2) / 2 = t E Q(t) / 2 with t = 1 / (1 + 0.4 |x| / sqrt 2), where
+// Q(t) = erfcx(z) / t (z = |x|/sqrt 2, erfcx the scaled complementary error function) is smooth
+// on t in (0, 1] and fitted by a degree-8 polynomial: relative error < 1.3e-7 (< 3.5e-7 in float
+// arithmetic) over the whole line, so Phi keeps its relative accuracy deep in the left tail.
+// Fit: iteratively reweighted least squares on Chebyshev nodes against scipy.special.erfcx, in
+// double. (Vectorized<double> keeps the generic erfc above: float64 needs more than 1e-7.)
+inline NormalParts<at::vec::Vectorized<float>> normal_parts(const at::vec::Vectorized<float>& x) {
+  using V = at::vec::Vectorized<float>;
+  const V t = V(1.0f) / (vabs(x) * V(0.28284271247461901f) + V(1.0f));  // 0.4 / sqrt 2
+  const V e = vexp(V(-0.5f) * x * x);
+  V q(5.025694328e-02f);
+  q = q * t + V(-1.828818236e-01f);
+  q = q * t + V(1.690553951e-01f);
+  q = q * t + V(-5.583821397e-03f);
+  q = q * t + V(1.414211670e-01f);
+  q = q * t + V(1.685443621e-01f);
+  q = q * t + V(2.078424307e-01f);
+  q = q * t + V(2.256696096e-01f);
+  q = q * t + V(2.256758618e-01f);
+  const V tail = V(0.5f) * t * e * q;  // Phi(-|x|)
+  NormalParts<V> p;
+  // NaN compares false and stays NaN through tail.
+  p.cdf = where(x >= V(0.0f), V(1.0f) - tail, tail);
+  p.pdf = V(0.39894228040143267794f) * e;
+  return p;
+}
+#endif
 
 template <typename T>
 C10_HOST_DEVICE inline T gelu_grad(T x) {

@@ -153,22 +153,28 @@ void fill_grad_table(float alpha, float* table) {
   }
 }
 
-// out = round(grad * table[bits of x]) over n contiguous 16-bit elements.
+// out = round(grad * table[bits of x]) over n contiguous 16-bit elements. The lookups fill a
+// buffer a chunk ahead of the vector loads that read it (a vector load right after the scalar
+// stores it reads would stall on store forwarding).
 template <typename S>
 void relu_backward_lut_kernel(int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, const float* table) {
   using B = Block<S>;
   using V = typename B::V;
+  constexpr int64_t kChunk = 32 * B::kSize;
   auto* out = static_cast<S*>(out_ptr);
   const auto* grad = static_cast<const S*>(grad_ptr);
   const auto* x = static_cast<const uint16_t*>(x_ptr);
-  float d[B::kSize];
-  for (int64_t i = 0; i < n; i += B::kSize) {
-    const int64_t count = std::min<int64_t>(B::kSize, n - i);
-    for (int64_t j = 0; j < count; ++j) d[j] = table[x[i + j]];
-    for (int64_t j = count; j < B::kSize; ++j) d[j] = 0.0f;
-    B r = B::load(grad + i, count);
-    for (int p = 0; p < B::kParts; ++p) r.v[p] = r.v[p] * V::loadu(d + p * V::size());
-    r.store(out + i, count);
+  alignas(64) float d[kChunk] = {};
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t m = std::min(kChunk, n - start);
+    for (int64_t j = 0; j < m; ++j) d[j] = table[x[start + j]];
+    for (int64_t i = 0; i < m; i += B::kSize) {
+      const int64_t count = std::min<int64_t>(B::kSize, m - i);
+      B r = B::load(grad + start + i, count);
+      // Lanes past count multiply stale (or zero) buffer values and are never stored.
+      for (int p = 0; p < B::kParts; ++p) r.v[p] = r.v[p] * V::loadu(d + i + p * V::size());
+      r.store(out + start + i, count);
+    }
   }
 }
 
