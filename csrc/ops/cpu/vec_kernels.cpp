@@ -33,6 +33,14 @@
 #include <cstring>
 #include <tuple>
 
+// `flatten` inlines all of surrogate_math.h into the loops (left alone, GCC calls the bigger
+// surrogates out of line, once per vector).
+#if defined(__GNUC__) || defined(__clang__)
+#define SUGAR_FLATTEN __attribute__((flatten))
+#else
+#define SUGAR_FLATTEN
+#endif
+
 namespace sugar {
 namespace cpu {
 namespace CPU_CAPABILITY {
@@ -104,7 +112,7 @@ void relu_forward_kernel(int64_t n, void* out_ptr, const void* x_ptr) {
 // grad * d(x) for kUnroll blocks at a time: the math is a long chain of dependent operations, so
 // the core needs several chains in flight.
 template <typename S, Surrogate K, bool NegativeOnly>
-void relu_backward_kernel(int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, double alpha) {
+SUGAR_FLATTEN void relu_backward_kernel(int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, double alpha) {
   using B = Block<S>;
   using V = typename B::V;
   constexpr int kUnroll = 4 / B::kParts;
@@ -137,7 +145,7 @@ void relu_backward_kernel(int64_t n, void* out_ptr, const void* grad_ptr, const 
 // computes it (the same instantiation on the same float), 1 where negative_only pins d to 1
 // (grad * 1 is grad, bit for bit): the table path's results are the computing kernel's.
 template <typename S, Surrogate K, bool NegativeOnly>
-void fill_grad_table(float alpha, float* table) {
+SUGAR_FLATTEN void fill_grad_table(float alpha, float* table) {
   using B = Block<S>;
   using V = typename B::V;
   const V a(alpha);
