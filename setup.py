@@ -10,6 +10,7 @@ SUGAR_DEBUG=1 keeps debug information in the C++ objects (off by default: -g0).
 """
 import glob
 import os
+import platform
 import re
 import shutil
 
@@ -100,10 +101,24 @@ if WITH_CUDA:
     nvcc_flags += ["--threads", os.environ.get("SUGAR_NVCC_THREADS", "0")]
 
 include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")]
+# The CPU kernels (csrc/ops/cpu/vec_kernels.cpp) are one source compiled once per instruction set,
+# with the flags and CPU_CAPABILITY macros of ATen's own per-ISA kernels (pytorch's
+# cmake/Codegen.cmake); CMakeLists.txt has the same list. The portable sources get no ISA flag.
+CPU_KERNEL_SOURCE = "csrc/ops/cpu/vec_kernels.cpp"
+CPU_CAPABILITIES = [("DEFAULT", [])]
+if platform.machine().lower() in ("x86_64", "amd64"):
+    CPU_CAPABILITIES += [
+        ("AVX2", ["-mavx2", "-mfma", "-mf16c"]),
+        ("AVX512", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]),
+    ]
+# Every variant: no contraction of a * b + c into an FMA (the compiler's choice would depend on
+# the context a formula is inlined into, so the same value could round differently in a vector
+# loop and in its tail); ATen's vector headers' unknown pragmas (#pragma unroll) stay quiet.
+CPU_KERNEL_FLAGS = ["-ffp-contract=off", "-Wno-unknown-pragmas", "-Wno-psabi"]
 op_sources = sorted(
-    glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp")
-    + glob.glob("csrc/ops/meta/*.cpp") + glob.glob("csrc/ops/autograd/*.cpp")
-    + glob.glob("csrc/api/*.cpp"))
+    set(glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp")
+        + glob.glob("csrc/ops/meta/*.cpp") + glob.glob("csrc/ops/autograd/*.cpp")
+        + glob.glob("csrc/api/*.cpp")) - {CPU_KERNEL_SOURCE})
 if WITH_CUDA:
     op_sources += sorted(glob.glob("csrc/ops/cuda/*.cu"))
 
@@ -159,7 +174,26 @@ def write_cmake_package(package_dir):
 
 
 class BuildSugar(BuildExtension):
-    """Names the op library `lib/libtorch_sugar.so` (a plain shared library, not a module)."""
+    """Names the op library `lib/libtorch_sugar.so` (a plain shared library, not a module), and
+    compiles its per-ISA CPU kernels (CPU_CAPABILITIES)."""
+
+    def build_extension(self, ext):
+        if ext.name == OPS_LIB:
+            # One object per instruction set, each with its own flags (ninja keeps them
+            # incremental), linked after the portable objects in order of ISA, so that where the
+            # linker merges an inline function compiled in several objects it keeps the copy
+            # every CPU can run.
+            cxx = ext.extra_compile_args["cxx"] if isinstance(ext.extra_compile_args, dict) \
+                else list(ext.extra_compile_args)
+            objects = []
+            for name, flags in CPU_CAPABILITIES:
+                objects += self.compiler.compile(
+                    [CPU_KERNEL_SOURCE], output_dir=os.path.join(self.build_temp, "cpu_" + name),
+                    macros=ext.define_macros, include_dirs=ext.include_dirs,
+                    extra_postargs={"cxx": cxx + CPU_KERNEL_FLAGS + flags + [
+                        f"-DCPU_CAPABILITY={name}", f"-DCPU_CAPABILITY_{name}"], "nvcc": []})
+            ext.extra_objects = [o for o in ext.extra_objects if o not in objects] + objects
+        super().build_extension(ext)
 
     def run(self):
         super().run()

@@ -4,31 +4,31 @@ Every variant this machine can run is forced with SUGAR_CPU_CAPABILITY in a fres
 choice is made once per process), which computes forward and backward of every surrogate for
 float32, bfloat16, float16 and float64 inputs (contiguous runs of every length modulo the vector
 width, long runs split across threads, strided views, special values). The parent compares the
-results against the surrogate derivatives of DESIGN.md evaluated here in float64 with torch's
-stable primitives (not csrc/ops/surrogate_math.h), and the forward pass bit for bit against
-torch.relu.
+results against the float64 reference of tests/reference.py (DESIGN.md's formulas, not
+csrc/ops/surrogate_math.h), the forward pass bit for bit against torch.relu, and the backward pass
+bit for bit across layouts: the same values give the same bits contiguous, strided, one element
+at a time, or through the 16-bit lookup table.
 
 Also checked: the automatic choice is the best variant the CPU has (from /proc/cpuinfo), forcing
 an unsupported or unknown variant fails with a clear error, and no AVX instruction of the ISA
-translation units can reach the portable code (symbols and disassembly).
+objects can reach the portable code (symbols and disassembly).
 """
 import glob
-import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+
+from reference import CANONICAL_SURROGATES, DTYPE_NAMES, bits, grad_input
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VARIANTS = ("default", "avx2", "avx512")
-SURROGATES = ("relu", "bsilu", "nelu", "elu", "selu", "leaky_relu", "gelu", "gelu_tanh", "silu",
-              "mish")
-DTYPES = ("float32", "bfloat16", "float16", "float64")
 # Lengths around the vector widths (8 and 16 floats) and their unrolled loops, plus one long
 # enough for at::parallel_for to split it across threads at arbitrary offsets.
 LENGTHS = (1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 65537)
@@ -90,11 +90,11 @@ def worker(out_path):
     result = {"capability": torch.ops.sugar._cpu_capability(), "cases": {}}
     x64, g64 = make_inputs()
     gen = torch.Generator().manual_seed(99)
-    for dtype_name in DTYPES:
+    for dtype_name in DTYPE_NAMES:
         dtype = getattr(torch, dtype_name)
         x = x64.to(dtype)
         g = g64.to(dtype)
-        for s in SURROGATES:
+        for s in CANONICAL_SURROGATES:
             for neg in (False, True):
                 key = (dtype_name, s, neg)
                 result["cases"][key] = {
@@ -134,13 +134,28 @@ def worker(out_path):
         if dtype_name in ("bfloat16", "float16"):
             reps = 80000 // x.numel() + 1
             xb, gb = x.repeat(reps), g.flip(0).repeat(reps)
-            for s in SURROGATES:
+            for s in CANONICAL_SURROGATES:
                 for neg in (False, True):
                     big = torch.ops.sugar.relu_backward(gb, xb, s, None, neg)
                     chunks = torch.cat([torch.ops.sugar.relu_backward(gc, xc, s, None, neg)
                                         for gc, xc in zip(gb.split(9000), xb.split(9000))])
                     result["cases"][(dtype_name, s, "table", neg)] = {
                         "x": xb, "g": gb, "fwd": torch.relu(xb), "bwd": big, "bwd_chunked": chunks}
+        # The same values in other layouts: every other element of a buffer (strided), and the
+        # first 200 (the special values among them) one element per call (a vector's tail).
+        xs = torch.zeros(2 * x.numel(), dtype=dtype)[::2]
+        gs = torch.zeros(2 * x.numel(), dtype=dtype)[1::2]
+        xs.copy_(x)
+        gs.copy_(g)
+        for s in CANONICAL_SURROGATES:
+            for neg in (False, True):
+                result["cases"][(dtype_name, s, "layouts", neg)] = {
+                    "x": x, "g": g, "fwd": torch.ops.sugar.relu(xs, s, None, neg),
+                    "bwd": result["cases"][(dtype_name, s, neg)]["bwd"],
+                    "bwd_strided": torch.ops.sugar.relu_backward(gs, xs, s, None, neg),
+                    "bwd_single": torch.cat([torch.ops.sugar.relu_backward(g[i:i + 1], x[i:i + 1], s, None, neg)
+                                             for i in range(200)]),
+                }
         base = (torch.randn(64, 33, generator=gen, dtype=torch.float64) * 4).to(dtype)
         xs = base[:, 1::2]  # strided rows
         gs = torch.randn(33, 64, generator=gen, dtype=torch.float64).to(dtype).t()[:, 1::2]
@@ -161,64 +176,13 @@ def run_worker(variant, tmp_path):
     return torch.load(out, weights_only=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# The float64 reference: DESIGN.md's d(x) = s'(x), evaluated with stable torch primitives.
-
-SELU_LAMBDA = 1.0507009873554805
-SELU_ALPHA = 1.6732632423543772
-DEFAULT_ALPHA = {"bsilu": 1.67, "nelu": 0.01, "elu": 1.0, "leaky_relu": 0.01}
+def reference_backward(s, neg, g64, x64):
+    """tests/reference.py's grad_input in float64, as a tensor (NaN/inf inputs give what they give)."""
+    with np.errstate(all="ignore"):
+        return torch.from_numpy(np.asarray(grad_input(s, g64.numpy(), x64.numpy(), None, neg), dtype=np.float64))
 
 
-def reference_d(s, x):
-    """d(x) for float64 x."""
-    a = DEFAULT_ALPHA.get(s)
-    pos = x > 0
-    if s == "relu":
-        return pos.double()
-    if s in ("bsilu", "silu"):
-        a = a if s == "bsilu" else 0.0
-        sig, sig_neg = torch.sigmoid(x), torch.sigmoid(-x)  # 1 - sigma without cancellation
-        return sig + (x + a) * sig * sig_neg
-    if s == "nelu":
-        xn = torch.where(pos, torch.zeros_like(x), x)
-        return torch.where(pos, torch.ones_like(x), 2 * a * xn / (1 + xn * xn) ** 2)
-    if s == "elu":
-        return torch.where(pos, torch.ones_like(x), a * torch.exp(torch.clamp(x, max=0)))
-    if s == "selu":
-        return torch.where(pos, torch.full_like(x, SELU_LAMBDA),
-                           SELU_LAMBDA * SELU_ALPHA * torch.exp(torch.clamp(x, max=0)))
-    if s == "leaky_relu":
-        return torch.where(pos, torch.ones_like(x), torch.full_like(x, a))
-    if s == "gelu":
-        # Phi from erfc: torch.special.ndtr computes 0.5 (1 + erf) and is 0 below x = -8.
-        cdf = 0.5 * torch.erfc(-x / math.sqrt(2))
-        return cdf + x * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-    if s == "gelu_tanh":
-        c = math.sqrt(2 / math.pi)
-        u = c * (x + 0.044715 * x ** 3)
-        du = c * (1 + 3 * 0.044715 * x * x)
-        sech2 = 1 / torch.cosh(u) ** 2  # 0 where cosh overflows
-        # 0.5 (1 + tanh u) = sigmoid(2u), without cancellation for u << 0
-        return torch.sigmoid(2 * u) + 0.5 * x * sech2 * torch.nan_to_num(du, posinf=0.0)
-    if s == "mish":
-        sp = torch.nn.functional.softplus(x, threshold=30)
-        t = torch.tanh(sp)
-        sech2 = 1 / torch.cosh(sp) ** 2
-        return t + x * sech2 * torch.sigmoid(x)
-    raise ValueError(s)
-
-
-def reference_backward(s, neg, g, x):
-    d = reference_d(s, x)
-    if s == "relu":
-        return torch.where(x > 0, g, torch.zeros_like(g))
-    out = g * d
-    if neg:
-        out = torch.where(x > 0, g, out)
-    return out
-
-
-def assert_close_to_reference(out, ref, x64, g64, dtype_name, what):
+def assert_close_to_reference(out, ref, x64, g64, dtype_name, what, surrogate=None):
     """|out - ref| within the float32 arithmetic's error, plus one rounding for 16-bit types."""
     out64 = out.double()
     finite_ref = torch.isfinite(ref)
@@ -239,6 +203,11 @@ def assert_close_to_reference(out, ref, x64, g64, dtype_name, what):
             tol = tol + 2.0 ** -8 * ref.abs() + 1e-40
         elif dtype_name == "float16":
             tol = tol + 2.0 ** -11 * ref.abs() + 6e-8
+    if surrogate == "gelu_tanh":
+        # The reference's own float64 error: reference.py writes 0.5 (1 + tanh u), which cancels
+        # for x << 0 (absolute error up to 2^-53 |g|; its relative error reaches 1 where 1 + tanh u
+        # rounds to 0, near x = -8, where d(x) < 1e-30).
+        tol = tol + 2.0 ** -53 * gabs
     fail = finite_ref & (err > tol)
     if fail.any():
         i = torch.nonzero(fail)[0].item()
@@ -248,13 +217,9 @@ def assert_close_to_reference(out, ref, x64, g64, dtype_name, what):
             f"(|err| {err[i].item():.3g} > tol {tol[i].item():.3g})")
 
 
-def bits(t):
-    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
-
-
 def same_bits(a, b):
     """Bitwise equal, except that any NaN matches any NaN (16-bit conversions canonicalize)."""
-    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    nan_a, nan_b = torch.isnan(a).reshape(-1), torch.isnan(b).reshape(-1)
     return torch.equal(nan_a, nan_b) and torch.equal(bits(a)[~nan_a], bits(b)[~nan_b])
 
 
@@ -288,6 +253,11 @@ def test_variant_against_reference(variant, variant_results):
             s, neg = key[1], key[3]
             assert same_bits(case["bwd"], case["bwd_chunked"]), \
                 f"{variant} {key}: table path differs from the computing kernel"
+        elif key[2] == "layouts":
+            s, neg = key[1], key[3]
+            assert same_bits(case["bwd_strided"], case["bwd"]), f"{variant} {key}: strided != contiguous"
+            assert same_bits(case["bwd_single"], case["bwd"][:200]), \
+                f"{variant} {key}: one element per call != contiguous"
         else:
             s, neg = key[1], False
         ref = reference_backward(s, neg, g64, x64)
@@ -296,7 +266,7 @@ def test_variant_against_reference(variant, variant_results):
             tb = torch.ops.aten.threshold_backward(g, x, 0)
             assert same_bits(case["bwd"], tb), f"{variant} {key}: relu control != threshold_backward"
             continue
-        assert_close_to_reference(case["bwd"], ref, x64, g64, dtype_name, f"{variant} {key}")
+        assert_close_to_reference(case["bwd"], ref, x64, g64, dtype_name, f"{variant} {key}", s)
 
 
 def test_variants_agree_on_nonfinite_results(variant_results):
@@ -313,6 +283,7 @@ def test_variants_agree_on_nonfinite_results(variant_results):
 
 def run_probe(env_value, code):
     env = dict(os.environ)
+    env.pop("ATEN_CPU_CAPABILITY", None)
     if env_value is None:
         env.pop("SUGAR_CPU_CAPABILITY", None)
     else:
@@ -349,7 +320,31 @@ def test_unknown_variant_name_fails_clearly():
     assert "'sse9'" in proc.stderr
 
 
-# ---- no AVX code outside the ISA translation units ----
+def test_automatic_choice_follows_aten():
+    """Unforced, the variant is ATen's (at::get_cpu_capability), so ATEN_CPU_CAPABILITY caps it."""
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
+    env.pop("SUGAR_CPU_CAPABILITY", None)
+    proc = subprocess.run([sys.executable, "-c", "import torch, torch_sugar\n"
+                           "print(torch.ops.sugar._cpu_capability())"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "default"
+
+
+# ---- no AVX code outside the ISA objects ----
+# The kernels (csrc/ops/cpu/vec_kernels.cpp) are compiled once per ISA with ATen's CPU_CAPABILITY
+# convention: everything they define is in a namespace named after the ISA (sugar::cpu::AVX2::,
+# at::vec::AVX2::) or is a template instantiated with such a type, which the demangled name shows.
+ISA_FLAGS = {  # as in setup.py and CMakeLists.txt
+    "AVX2": ["-mavx2", "-mfma", "-mf16c"],
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"],
+}
+ISA_MARKERS = tuple(f"::{isa}::" for isa in ISA_FLAGS)
+# An AVX instruction: a VEX/EVEX-encoded mnemonic (every one starts with "v"; verr/verw are the
+# only baseline x86-64 mnemonics that do), or a ymm/zmm/mask register operand.
+AVX_MNEMONIC = re.compile(r"^v(?!err\b|erw\b)[a-z0-9]+$")
+AVX_OPERAND = re.compile(r"%[yz]mm\d|%k[1-7]\b")
+
 
 def _library():
     import torch_sugar
@@ -357,21 +352,17 @@ def _library():
     return torch_sugar.library_path
 
 
-ISA_MARKERS = ("sugar::cpu::avx2::", "sugar::cpu::avx512::")
-
-
 @pytest.mark.skipif(not is_x86_64_linux() or shutil.which("objdump") is None,
                     reason="needs objdump on x86-64 Linux")
 def test_avx_instructions_only_in_isa_functions():
-    """Disassembles the op library: every function that touches a ymm/zmm register (or an
-    AVX-512 mask) must belong to an ISA translation unit, i.e. carry avx2:: or avx512:: in its
-    name (namespaced functions and templates instantiated with avx2::Vec / avx512::Vec). A
-    portable function with AVX code would crash on a CPU without AVX."""
+    """Disassembles the op library: every function with an AVX instruction (any VEX/EVEX
+    encoding, xmm operands included) must come from an ISA object, i.e. carry ::AVX2:: or
+    ::AVX512:: in its name. A portable function with AVX code would crash on a CPU without AVX."""
     proc = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", _library()],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     header = re.compile(r"^[0-9a-f]+ <(.*)>:$")
-    avx = re.compile(r"%[yz]mm\d|%k[1-7]\b")
+    insn = re.compile(r"^\s*[0-9a-f]+:\s+(\S+)(.*)$")
     offenders, isa_functions = set(), set()
     current = None
     for line in proc.stdout.splitlines():
@@ -379,36 +370,47 @@ def test_avx_instructions_only_in_isa_functions():
         if m:
             current = m.group(1)
             continue
-        if current and avx.search(line):
+        m = insn.match(line)
+        if current is None or m is None:
+            continue
+        if AVX_MNEMONIC.match(m.group(1)) or AVX_OPERAND.search(m.group(2)):
             if any(mark in current for mark in ISA_MARKERS):
                 isa_functions.add(current)
             else:
                 offenders.add(current)
     assert not offenders, "AVX instructions in portable functions:\n" + "\n".join(sorted(offenders)[:20])
-    assert any("avx2::" in f for f in isa_functions), "no AVX2 kernels found in the library"
+    assert any("::AVX2::" in f for f in isa_functions), "no AVX2 kernels found in the library"
+    assert any("::AVX512::" in f for f in isa_functions), "no AVX-512 kernels found in the library"
+
+
+def _isa_object(isa, tmp_path):
+    """The ISA object of the last build (setup.py's or CMake's), else one compiled here."""
+    patterns = [os.path.join(ROOT, "build", "**", f"cpu_{isa}", "**", "vec_kernels.o"),
+                os.path.join(ROOT, "build-cmake", "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o")]
+    objects = sorted((o for p in patterns for o in glob.glob(p, recursive=True)), key=os.path.getmtime)
+    if objects:
+        return objects[-1]
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no built object and no C++ compiler")
+    from torch.utils.cpp_extension import include_paths
+
+    obj = str(tmp_path / f"vec_kernels_{isa}.o")
+    cmd = [cxx, "-std=c++20", "-O3", "-fPIC", "-fvisibility=hidden", "-c", *ISA_FLAGS[isa],
+           f"-DCPU_CAPABILITY={isa}", f"-DCPU_CAPABILITY_{isa}",
+           os.path.join(ROOT, "csrc", "ops", "cpu", "vec_kernels.cpp"), "-o", obj,
+           "-I", os.path.join(ROOT, "csrc")] + [f"-I{p}" for p in include_paths()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return obj
 
 
 @pytest.mark.skipif(not is_x86_64_linux() or shutil.which("nm") is None, reason="needs nm on x86-64 Linux")
-@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+@pytest.mark.parametrize("isa", list(ISA_FLAGS))
 def test_isa_objects_define_only_isa_symbols(isa, tmp_path):
-    """Every externally visible (mergeable) symbol an ISA object file defines is named after its
-    ISA, so the linker can never pick its AVX copy of an inline function for portable callers."""
-    objects = sorted(glob.glob(os.path.join(ROOT, "build", "**", f"relu_kernel_{isa}.o"), recursive=True),
-                     key=os.path.getmtime)
-    if objects:
-        obj = objects[-1]
-    else:
-        cxx = shutil.which("c++") or shutil.which("g++")
-        if cxx is None:
-            pytest.skip("no built object and no C++ compiler")
-        from torch.utils.cpp_extension import include_paths
-
-        obj = str(tmp_path / f"relu_kernel_{isa}.o")
-        cmd = [cxx, "-std=c++17", "-O3", "-fPIC", "-fvisibility=hidden", "-c",
-               os.path.join(ROOT, "csrc", "ops", "cpu", f"relu_kernel_{isa}.cpp"), "-o", obj,
-               "-I", os.path.join(ROOT, "csrc")] + [f"-I{p}" for p in include_paths()]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr
+    """Every externally visible (mergeable) symbol an ISA object defines is named after its ISA,
+    so the linker can never pick its AVX copy of an inline function for portable callers."""
+    obj = _isa_object(isa, tmp_path)
     proc = subprocess.run(["nm", "-C", "--defined-only", obj], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     external = []
@@ -416,8 +418,8 @@ def test_isa_objects_define_only_isa_symbols(isa, tmp_path):
         parts = line.split(" ", 2)
         if len(parts) == 3 and parts[1] in ("T", "W", "V", "u", "D", "B", "R", "i"):
             external.append(parts[2])
-    assert external, f"{obj} defines no symbols"
-    stray = [s for s in external if f"sugar::cpu::{isa}::" not in s]
+    assert any(f"sugar::cpu::{isa}::kernel_table" in s for s in external), f"{obj}: no kernel table"
+    stray = [s for s in external if f"::{isa}::" not in s]
     assert not stray, f"{obj} defines symbols not named after {isa}:\n" + "\n".join(stray[:20])
 
 
