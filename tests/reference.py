@@ -87,7 +87,8 @@ def d_and_d2(name, x, alpha=None):
         d2u = 6 * k * c * x
         t = np.tanh(u)
         sech2 = 1 / np.cosh(np.minimum(np.abs(u), 300)) ** 2  # = 1 - t^2 without cancellation (0 past 300)
-        d = 0.5 * (1 + t) + 0.5 * x * sech2 * du
+        # 0.5 (1 + tanh u) = sigmoid(2u): no cancellation for x << 0, where 1 + tanh u rounds to 0.
+        d = expit(2 * u) + 0.5 * x * sech2 * du
         d2 = sech2 * du + 0.5 * x * (sech2 * d2u - 2 * t * sech2 * du * du)
         return d, d2
     if name == "mish":
