@@ -10,7 +10,7 @@ EDITABLE_STAMP := $(VENV)/.editable-stamp
 OPS_LIB := python/torch_sugar/lib/libtorch_sugar.so
 CSRC := $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \))
 
-.PHONY: all build test test-python demo clean build-cuda
+.PHONY: all build test test-python demo clean build-cuda lint format
 
 all: build
 
@@ -52,6 +52,22 @@ BENCH_MODELS_ARGS ?=
 bench: build
 	$(VPY) benchmarks/bench_ops.py --json benchmarks/results/bench_ops.json $(BENCH_ARGS)
 	$(VPY) benchmarks/bench_models.py --json benchmarks/results/bench_models.json $(BENCH_MODELS_ARGS)
+
+# Formatting (ruff for Python, clang-format for C++/CUDA; versions pinned in requirements-dev.txt,
+# configured in pyproject.toml and .clang-format). `make lint` checks (CI runs it), `make format`
+# applies.
+CXX_SOURCES = $(shell git ls-files 'csrc/*.cpp' 'csrc/*.h' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cpp/*.cpp' \
+	'tests/cpp/*.h' 'tests/consumer/*.cpp' 'examples/cpp/*.cpp')
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+format: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info

@@ -8,20 +8,23 @@ CUDA is chosen by the environment variable SUGAR_CUDA:
 TORCH_CUDA_ARCH_LIST overrides the default CUDA architectures (8.0;8.6;8.9;9.0+PTX).
 SUGAR_DEBUG=1 keeps debug information in the C++ objects (off by default: -g0).
 """
+
 import glob
 import os
 import platform
 import re
 import shutil
 
-from setuptools import find_packages, setup
-
 import torch
+from setuptools import find_packages, setup
 
 
 def _toolkit_ok(home):
-    return bool(home) and os.path.exists(os.path.join(home, "bin", "nvcc")) and os.path.exists(
-        os.path.join(home, "include", "cuda_runtime.h"))
+    return (
+        bool(home)
+        and os.path.exists(os.path.join(home, "bin", "nvcc"))
+        and os.path.exists(os.path.join(home, "include", "cuda_runtime.h"))
+    )
 
 
 def _locate_cuda_home():
@@ -69,12 +72,17 @@ def want_cuda():
     if not CUDA_HOME or not os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
         problems.append("nvcc was not found (set CUDA_HOME to the CUDA toolkit or put its bin/ on PATH)")
     elif not os.path.exists(os.path.join(CUDA_HOME, "include", "cuda_runtime.h")):
-        problems.append(f"the CUDA toolkit at CUDA_HOME={CUDA_HOME} has no include/cuda_runtime.h "
-                        "(set CUDA_HOME to the toolkit's root folder)")
+        problems.append(
+            f"the CUDA toolkit at CUDA_HOME={CUDA_HOME} has no include/cuda_runtime.h "
+            "(set CUDA_HOME to the toolkit's root folder)"
+        )
     if switch == "1":
         if problems:
-            raise SystemExit("SUGAR_CUDA=1 asked for the CUDA kernels, but " + " and ".join(problems)
-                             + ". Install a CUDA build of torch and the CUDA toolkit, or build with SUGAR_CUDA=0.")
+            raise SystemExit(
+                "SUGAR_CUDA=1 asked for the CUDA kernels, but "
+                + " and ".join(problems)
+                + ". Install a CUDA build of torch and the CUDA toolkit, or build with SUGAR_CUDA=0."
+            )
         return True
     if switch == "0":
         return False
@@ -116,9 +124,15 @@ if platform.machine().lower() in ("x86_64", "amd64"):
 # loop and in its tail); ATen's vector headers' unknown pragmas (#pragma unroll) stay quiet.
 CPU_KERNEL_FLAGS = ["-ffp-contract=off", "-Wno-unknown-pragmas", "-Wno-psabi"]
 op_sources = sorted(
-    set(glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp")
-        + glob.glob("csrc/ops/meta/*.cpp") + glob.glob("csrc/ops/autograd/*.cpp")
-        + glob.glob("csrc/api/*.cpp")) - {CPU_KERNEL_SOURCE})
+    set(
+        glob.glob("csrc/ops/*.cpp")
+        + glob.glob("csrc/ops/cpu/*.cpp")
+        + glob.glob("csrc/ops/meta/*.cpp")
+        + glob.glob("csrc/ops/autograd/*.cpp")
+        + glob.glob("csrc/api/*.cpp")
+    )
+    - {CPU_KERNEL_SOURCE}
+)
 if WITH_CUDA:
     op_sources += sorted(glob.glob("csrc/ops/cuda/*.cu"))
 
@@ -135,7 +149,8 @@ ops_ext = Extension(
 )
 # torch_sugar.build_info() reports the CUDA architectures (only the Python module needs them).
 c_cxx_flags = cxx_flags + (
-    [f'-DSUGAR_CUDA_ARCH_LIST="{os.environ["TORCH_CUDA_ARCH_LIST"]}"'] if WITH_CUDA else [])
+    [f'-DSUGAR_CUDA_ARCH_LIST="{os.environ["TORCH_CUDA_ARCH_LIST"]}"'] if WITH_CUDA else []
+)
 c_ext = CppExtension(
     "torch_sugar._C",
     ["csrc/python/module.cpp", "csrc/python/surrogate_table.cpp"],
@@ -159,9 +174,11 @@ def write_cmake_package(package_dir):
         text = open(os.path.join(ROOT, "cmake", name + ".in")).read()
         # configure_file(@ONLY): @NAME@ -> value; an unknown name is an error here.
         files[os.path.join("lib", "cmake", "TorchSugar", name)] = re.sub(
-            r"@(\w+)@", lambda m: values[m.group(1)], text)
+            r"@(\w+)@", lambda m: values[m.group(1)], text
+        )
     files[os.path.join("lib", "cmake", "TorchSugar", "TorchSugarLinkWhole.cmake")] = open(
-        os.path.join(ROOT, "cmake", "TorchSugarLinkWhole.cmake")).read()
+        os.path.join(ROOT, "cmake", "TorchSugarLinkWhole.cmake")
+    ).read()
     for header in sorted(glob.glob(os.path.join(ROOT, "csrc", "include", "torch_sugar", "*.h"))):
         files[os.path.join("include", "torch_sugar", os.path.basename(header))] = open(header).read()
     for rel, text in files.items():
@@ -183,15 +200,26 @@ class BuildSugar(BuildExtension):
             # incremental), linked after the portable objects in order of ISA, so that where the
             # linker merges an inline function compiled in several objects it keeps the copy
             # every CPU can run.
-            cxx = ext.extra_compile_args["cxx"] if isinstance(ext.extra_compile_args, dict) \
+            cxx = (
+                ext.extra_compile_args["cxx"]
+                if isinstance(ext.extra_compile_args, dict)
                 else list(ext.extra_compile_args)
+            )
             objects = []
             for name, flags in CPU_CAPABILITIES:
                 objects += self.compiler.compile(
-                    [CPU_KERNEL_SOURCE], output_dir=os.path.join(self.build_temp, "cpu_" + name),
-                    macros=ext.define_macros, include_dirs=ext.include_dirs,
-                    extra_postargs={"cxx": cxx + CPU_KERNEL_FLAGS + flags + [
-                        f"-DCPU_CAPABILITY={name}", f"-DCPU_CAPABILITY_{name}"], "nvcc": []})
+                    [CPU_KERNEL_SOURCE],
+                    output_dir=os.path.join(self.build_temp, "cpu_" + name),
+                    macros=ext.define_macros,
+                    include_dirs=ext.include_dirs,
+                    extra_postargs={
+                        "cxx": cxx
+                        + CPU_KERNEL_FLAGS
+                        + flags
+                        + [f"-DCPU_CAPABILITY={name}", f"-DCPU_CAPABILITY_{name}"],
+                        "nvcc": [],
+                    },
+                )
             ext.extra_objects = [o for o in ext.extra_objects if o not in objects] + objects
         super().build_extension(ext)
 

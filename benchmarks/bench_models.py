@@ -29,6 +29,7 @@ Examples:
   python benchmarks/bench_models.py --quick                 # smoke run
   python benchmarks/bench_models.py --no-models --callgrind # the per-call table only
 """
+
 import argparse
 import json
 import os
@@ -40,18 +41,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import torch  # noqa: E402
-
 import bench_ops  # noqa: E402  (the FGI form, the autograd.Function, machine info)
+import torch  # noqa: E402
 
 VARIANTS = ("relu", "sugar", "fgi", "autograd_fn")
 SURROGATE = "bsilu"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     p.add_argument("--models", default="mlp,cnn", help="comma list of mlp, cnn (default both)")
     p.add_argument("--modes", default="eager,compiled", help="comma list of eager, compiled (default both)")
@@ -60,7 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--min-sample-ms", type=float, default=60.0, help="CPU time per sample (default 60 ms)")
     p.add_argument("--no-models", action="store_true", help="skip the model benchmark")
     p.add_argument("--no-calls", action="store_true", help="skip the per-call benchmark")
-    p.add_argument("--no-cpp", action="store_true", help="skip the C++ InferenceMode row (compiles a small extension)")
+    p.add_argument(
+        "--no-cpp", action="store_true", help="skip the C++ InferenceMode row (compiles a small extension)"
+    )
     p.add_argument("--callgrind", action="store_true", help="add instruction counts per call (valgrind)")
     p.add_argument("--quick", action="store_true", help="a smoke run: few repeats, 1 thread, short samples")
     p.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
@@ -70,7 +74,11 @@ def parse_args(argv=None):
     args.models = args.models.split(",")
     args.modes = args.modes.split(",")
     args.variants = args.variants.split(",")
-    for name, allowed in (("models", ("mlp", "cnn")), ("modes", ("eager", "compiled")), ("variants", VARIANTS)):
+    for name, allowed in (
+        ("models", ("mlp", "cnn")),
+        ("modes", ("eager", "compiled")),
+        ("variants", VARIANTS),
+    ):
         bad = [v for v in getattr(args, name) if v not in allowed]
         if bad:
             p.error(f"--{name}: unknown {bad}; allowed: {', '.join(allowed)}")
@@ -83,6 +91,7 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------------------------------
 # The activations and models
+
 
 class FGI(torch.nn.Module):
     """The seed article's stop-gradient SUGAR, B-SiLU surrogate."""
@@ -103,23 +112,42 @@ class AutogradFn(torch.nn.Module):
 def activation(variant):
     import torch_sugar
 
-    return {"relu": torch.nn.ReLU, "sugar": lambda: torch_sugar.SugarReLU(SURROGATE),
-            "fgi": FGI, "autograd_fn": AutogradFn}[variant]()
+    return {
+        "relu": torch.nn.ReLU,
+        "sugar": lambda: torch_sugar.SugarReLU(SURROGATE),
+        "fgi": FGI,
+        "autograd_fn": AutogradFn,
+    }[variant]()
 
 
 def build(model, variant):
     torch.manual_seed(0)
     act = lambda: activation(variant)  # noqa: E731
     if model == "mlp":
-        net = torch.nn.Sequential(torch.nn.Linear(256, 512), act(), torch.nn.Linear(512, 512), act(),
-                                  torch.nn.Linear(512, 512), act(), torch.nn.Linear(512, 10))
+        net = torch.nn.Sequential(
+            torch.nn.Linear(256, 512),
+            act(),
+            torch.nn.Linear(512, 512),
+            act(),
+            torch.nn.Linear(512, 512),
+            act(),
+            torch.nn.Linear(512, 10),
+        )
         x, y = torch.randn(1024, 256), torch.randint(0, 10, (1024,))
     else:
+
         def block(cin, cout):
             return [torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), act()]
 
-        net = torch.nn.Sequential(*block(3, 32), *block(32, 32), torch.nn.MaxPool2d(2), *block(32, 64),
-                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        net = torch.nn.Sequential(
+            *block(3, 32),
+            *block(32, 32),
+            torch.nn.MaxPool2d(2),
+            *block(32, 64),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(64, 10),
+        )
         x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
     return net, x, y
 
@@ -142,11 +170,13 @@ def make_runner(model, variant, mode, task):
         def run():
             with torch.no_grad():
                 forward(x)
+
     return run
 
 
 # ---------------------------------------------------------------------------------------------
 # Timing
+
 
 def timed(run, iters):
     c0, w0 = time.process_time(), time.perf_counter()
@@ -172,20 +202,26 @@ def bench_models(args):
                     samples = {v: [] for v in runners}
                     order = list(runners)
                     for rep in range(args.repeats):
-                        for v in order[rep % len(order):] + order[:rep % len(order)]:
+                        for v in order[rep % len(order) :] + order[: rep % len(order)]:
                             samples[v].append(timed(runners[v], iters))
                     base = samples["relu"]
                     for v in runners:
                         cpu_ratios = [s[0] / b[0] for s, b in zip(samples[v], base)]
                         wall_ratios = [s[1] / b[1] for s, b in zip(samples[v], base)]
-                        row = {"threads": threads, "model": model, "mode": mode, "task": task, "variant": v,
-                               "cpu_ms": 1e3 * statistics.median(s[0] for s in samples[v]),
-                               "wall_ms": 1e3 * statistics.median(s[1] for s in samples[v]),
-                               "ratio_cpu": statistics.median(cpu_ratios),
-                               "ratio_cpu_iqr": quartiles(cpu_ratios),
-                               "ratio_wall": statistics.median(wall_ratios)}
+                        row = {
+                            "threads": threads,
+                            "model": model,
+                            "mode": mode,
+                            "task": task,
+                            "variant": v,
+                            "cpu_ms": 1e3 * statistics.median(s[0] for s in samples[v]),
+                            "wall_ms": 1e3 * statistics.median(s[1] for s in samples[v]),
+                            "ratio_cpu": statistics.median(cpu_ratios),
+                            "ratio_cpu_iqr": quartiles(cpu_ratios),
+                            "ratio_wall": statistics.median(wall_ratios),
+                        }
                         rows.append(row)
-                    print_group(rows[-len(runners):])
+                    print_group(rows[-len(runners) :])
     return rows
 
 
@@ -197,11 +233,16 @@ def quartiles(values):
 def print_group(rows):
     r0 = rows[0]
     print(f"\n{r0['model']} {r0['task']}, {r0['mode']}, {r0['threads']} thread(s)")
-    print(f"  {'variant':12s} {'ms (cpu)':>9s} {'ms (wall)':>9s} {'/ relu (cpu)':>13s} {'iqr':>13s} {'/ relu (wall)':>13s}")
+    print(
+        f"  {'variant':12s} {'ms (cpu)':>9s} {'ms (wall)':>9s} {'/ relu (cpu)':>13s} {'iqr':>13s} {'/ relu (wall)':>13s}"
+    )
     for r in rows:
         lo, hi = r["ratio_cpu_iqr"]
-        print(f"  {r['variant']:12s} {r['cpu_ms']:9.3f} {r['wall_ms']:9.3f} {r['ratio_cpu']:12.3f}x "
-              f"{lo:6.3f}-{hi:.3f} {r['ratio_wall']:12.3f}x", flush=True)
+        print(
+            f"  {r['variant']:12s} {r['cpu_ms']:9.3f} {r['wall_ms']:9.3f} {r['ratio_cpu']:12.3f}x "
+            f"{lo:6.3f}-{hi:.3f} {r['ratio_wall']:12.3f}x",
+            flush=True,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,15 +287,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("loop", &loop); }
 
 
 def cpp_extension():
-    import torch_sugar
     from torch.utils.cpp_extension import load_inline
+
+    import torch_sugar
 
     lib_dir = os.path.dirname(torch_sugar.library_path)
     return load_inline(
-        name="sugar_bench_calls", cpp_sources=[CPP_SOURCE], verbose=False,
+        name="sugar_bench_calls",
+        cpp_sources=[CPP_SOURCE],
+        verbose=False,
         extra_include_paths=[os.path.join(torch_sugar.cmake_prefix_path, "include")],
         extra_ldflags=[f"-L{lib_dir}", "-l:libtorch_sugar.so", f"-Wl,-rpath,{lib_dir}"],
-        extra_cflags=["-O2"], build_directory=tempfile.mkdtemp(prefix="sugar-bench-"))
+        extra_cflags=["-O2"],
+        build_directory=tempfile.mkdtemp(prefix="sugar-bench-"),
+    )
 
 
 def time_calls(stmt_a, stmt_b, namespace, repeats, number):
@@ -292,8 +338,14 @@ def bench_calls(args):
     rows = []
     for name, base, sugar in CALL_ROWS:
         ta, tb, ratio = time_calls(base, sugar, namespace, repeats, number)
-        row = {"row": name, "baseline": base, "sugar": sugar, "baseline_us": ta * 1e6, "sugar_us": tb * 1e6,
-               "ratio_time": ratio}
+        row = {
+            "row": name,
+            "baseline": base,
+            "sugar": sugar,
+            "baseline_us": ta * 1e6,
+            "sugar_us": tb * 1e6,
+            "ratio_time": ratio,
+        }
         if args.callgrind:
             row["baseline_instructions"] = callgrind_count(base, CALL_SETUP)
             row["sugar_instructions"] = callgrind_count(sugar, CALL_SETUP)
@@ -309,8 +361,14 @@ def bench_calls(args):
             ns = {"ext": ext, "x": namespace["x"]}
             n = 2000 if args.quick else 20000
             ta, tb, ratio = time_calls(f"ext.loop(x, {n}, False)", f"ext.loop(x, {n}, True)", ns, repeats, 1)
-            row = {"row": "C++, InferenceMode", "baseline": "torch::relu(x)", "sugar": 'sugar::relu(x, "bsilu")',
-                   "baseline_us": ta * 1e6 / n, "sugar_us": tb * 1e6 / n, "ratio_time": ratio}
+            row = {
+                "row": "C++, InferenceMode",
+                "baseline": "torch::relu(x)",
+                "sugar": 'sugar::relu(x, "bsilu")',
+                "baseline_us": ta * 1e6 / n,
+                "sugar_us": tb * 1e6 / n,
+                "ratio_time": ratio,
+            }
             rows.append(row)
             print_call(row)
     return rows
@@ -319,50 +377,84 @@ def bench_calls(args):
 def print_call(row):
     extra = ""
     if "ratio_instructions" in row:
-        extra = (f"   instructions {row['baseline_instructions']:8.0f} -> {row['sugar_instructions']:8.0f}"
-                 f" ({row['ratio_instructions']:.2f}x)")
-    print(f"  {row['row']:32s} {row['baseline_us']:7.2f} us -> {row['sugar_us']:7.2f} us "
-          f"({row['ratio_time']:.2f}x){extra}", flush=True)
+        extra = (
+            f"   instructions {row['baseline_instructions']:8.0f} -> {row['sugar_instructions']:8.0f}"
+            f" ({row['ratio_instructions']:.2f}x)"
+        )
+    print(
+        f"  {row['row']:32s} {row['baseline_us']:7.2f} us -> {row['sugar_us']:7.2f} us "
+        f"({row['ratio_time']:.2f}x){extra}",
+        flush=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
+
 
 def markdown(model_rows, call_rows):
     out = []
     if model_rows:
         for threads in sorted({r["threads"] for r in model_rows}):
-            out.append(f"\n{threads} thread(s); CPU time per step as a multiple of nn.ReLU's in the same mode "
-                       "(median of interleaved repeats):\n")
+            out.append(
+                f"\n{threads} thread(s); CPU time per step as a multiple of nn.ReLU's in the same mode "
+                "(median of interleaved repeats):\n"
+            )
             out.append("| model | task | mode | sugar | fgi | autograd_fn |")
             out.append("|---|---|---|---|---|---|")
-            keys = sorted({(r["model"], r["task"], r["mode"]) for r in model_rows if r["threads"] == threads},
-                          key=lambda k: (k[0], k[1] != "train", k[2]))
+            keys = sorted(
+                {(r["model"], r["task"], r["mode"]) for r in model_rows if r["threads"] == threads},
+                key=lambda k: (k[0], k[1] != "train", k[2]),
+            )
             for model, task, mode in keys:
                 cells = []
                 for v in ("sugar", "fgi", "autograd_fn"):
-                    r = next((r for r in model_rows if (r["threads"], r["model"], r["task"], r["mode"], r["variant"])
-                              == (threads, model, task, mode, v)), None)
+                    r = next(
+                        (
+                            r
+                            for r in model_rows
+                            if (r["threads"], r["model"], r["task"], r["mode"], r["variant"])
+                            == (threads, model, task, mode, v)
+                        ),
+                        None,
+                    )
                     cells.append(f"{r['ratio_cpu']:.2f}x" if r else "-")
                 out.append(f"| {model} | {task} | {mode} | " + " | ".join(cells) + " |")
             compiled_gain = [
                 (r["model"], r["task"], r["variant"], e["cpu_ms"] and r["cpu_ms"] / e["cpu_ms"])
-                for r in model_rows if r["threads"] == threads and r["mode"] == "compiled"
-                for e in model_rows if e["threads"] == threads and e["mode"] == "eager"
-                and (e["model"], e["task"], e["variant"]) == (r["model"], r["task"], r["variant"])]
+                for r in model_rows
+                if r["threads"] == threads and r["mode"] == "compiled"
+                for e in model_rows
+                if e["threads"] == threads
+                and e["mode"] == "eager"
+                and (e["model"], e["task"], e["variant"]) == (r["model"], r["task"], r["variant"])
+            ]
             if compiled_gain:
-                out.append("\ncompiled / eager time of the same variant: " + ", ".join(
-                    f"{m} {t} {v} {g:.2f}x" for m, t, v, g in compiled_gain if v in ("relu", "sugar")))
+                out.append(
+                    "\ncompiled / eager time of the same variant: "
+                    + ", ".join(
+                        f"{m} {t} {v} {g:.2f}x" for m, t, v, g in compiled_gain if v in ("relu", "sugar")
+                    )
+                )
     if call_rows:
         out.append("\nPer call, 2^10 float32 elements, 1 thread:\n")
         has_ir = any("ratio_instructions" in r for r in call_rows)
-        out.append("| call | baseline | time: baseline -> sugar | ratio |" + (" instructions | ratio |" if has_ir else ""))
+        out.append(
+            "| call | baseline | time: baseline -> sugar | ratio |"
+            + (" instructions | ratio |" if has_ir else "")
+        )
         out.append("|---|---|---|---|" + ("---|---|" if has_ir else ""))
         for r in call_rows:
-            line = (f"| {r['row']} | `{r['baseline']}` | {r['baseline_us']:.2f} -> {r['sugar_us']:.2f} us | "
-                    f"{r['ratio_time']:.2f}x |")
+            line = (
+                f"| {r['row']} | `{r['baseline']}` | {r['baseline_us']:.2f} -> {r['sugar_us']:.2f} us | "
+                f"{r['ratio_time']:.2f}x |"
+            )
             if has_ir:
-                line += (f" {r['baseline_instructions']:.0f} -> {r['sugar_instructions']:.0f} | "
-                         f"{r['ratio_instructions']:.2f}x |" if "ratio_instructions" in r else " - | - |")
+                line += (
+                    f" {r['baseline_instructions']:.0f} -> {r['sugar_instructions']:.0f} | "
+                    f"{r['ratio_instructions']:.2f}x |"
+                    if "ratio_instructions" in r
+                    else " - | - |"
+                )
             out.append(line)
     return "\n".join(out)
 
@@ -373,8 +465,10 @@ def main(argv=None):
     import torch_sugar  # noqa: F401
 
     info = bench_ops.machine_info("cpu", args.threads)
-    print(f"torch {info['torch']}, torch-sugar {info['torch_sugar']}, {info['cpu_model']}, "
-          f"{info['cpu_count']} CPUs, load {info['load_average']}")
+    print(
+        f"torch {info['torch']}, torch-sugar {info['torch_sugar']}, {info['cpu_model']}, "
+        f"{info['cpu_count']} CPUs, load {info['load_average']}"
+    )
     model_rows = [] if args.no_models else bench_models(args)
     call_rows = []
     if not args.no_calls:

@@ -31,6 +31,7 @@ Examples:
   python benchmarks/bench_ops.py --quick                           # smoke run, ~1 minute
   python benchmarks/bench_ops.py --device cuda --sizes 20,24 --json out.json
 """
+
 import argparse
 import json
 import math
@@ -71,40 +72,74 @@ if __name__ == "__main__":
 
 SURROGATES = ("bsilu", "nelu", "gelu", "mish")
 IMPLS = ("relu", "sugar", "fgi", "autograd_fn", "fgi_compiled")
-DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-               "float16": "float16", "fp16": "float16", "half": "float16", "float64": "float64",
-               "fp64": "float64", "double": "float64"}
+DTYPE_NAMES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "float64": "float64",
+    "fp64": "float64",
+    "double": "float64",
+}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="See the module docstring (python benchmarks/bench_ops.py --help) and the README.")
+        epilog="See the module docstring (python benchmarks/bench_ops.py --help) and the README.",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--dtypes", default="float32,bfloat16",
-                   help="comma list of float32, bfloat16, float16, float64 (default float32,bfloat16)")
-    p.add_argument("--sizes", default="10,14,18,22,24",
-                   help="comma list of element counts as powers of two (10 = 2^10), or a range "
-                        "like 10-26 (every even power); numbers above 30 are element counts "
-                        "(default 10,14,18,22,24)")
-    p.add_argument("--surrogates", default=",".join(SURROGATES),
-                   help=f"comma list (default {','.join(SURROGATES)})")
+    p.add_argument(
+        "--dtypes",
+        default="float32,bfloat16",
+        help="comma list of float32, bfloat16, float16, float64 (default float32,bfloat16)",
+    )
+    p.add_argument(
+        "--sizes",
+        default="10,14,18,22,24",
+        help="comma list of element counts as powers of two (10 = 2^10), or a range "
+        "like 10-26 (every even power); numbers above 30 are element counts "
+        "(default 10,14,18,22,24)",
+    )
+    p.add_argument(
+        "--surrogates", default=",".join(SURROGATES), help=f"comma list (default {','.join(SURROGATES)})"
+    )
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma list of {', '.join(IMPLS)}")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads (default: torch's default for this machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's default for this machine)",
+    )
     p.add_argument("--repeats", type=int, default=15, help="timed samples per measurement (default 15)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds before timing (default 3)")
-    p.add_argument("--min-sample-ms", type=float, default=2.0,
-                   help="small tensors are timed over a batch of calls of at least this long (default 2)")
+    p.add_argument(
+        "--min-sample-ms",
+        type=float,
+        default=2.0,
+        help="small tensors are timed over a batch of calls of at least this long (default 2)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
-    p.add_argument("--markdown", action="store_true",
-                   help="also print summary tables in Markdown (the README's Benchmarks tables)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: sizes 10,20, float32, bsilu+gelu, 5 repeats, no torch.compile")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also print summary tables in Markdown (the README's Benchmarks tables)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: sizes 10,20, float32, bsilu+gelu, 5 repeats, no torch.compile",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the saved/peak memory measurements")
-    p.add_argument("--fresh-pages", action="store_true",
-                   help="CPU: keep glibc's default allocation (fresh pages for big tensors; see above)")
+    p.add_argument(
+        "--fresh-pages",
+        action="store_true",
+        help="CPU: keep glibc's default allocation (fresh pages for big tensors; see above)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.sizes = "10,20" if args.sizes == p.get_default("sizes") else args.sizes
@@ -123,8 +158,10 @@ def parse_args(argv=None):
     args.surrogate_list = [s.strip() for s in args.surrogates.split(",") if s.strip()]
     for s in args.surrogate_list:
         if s not in SURROGATE_DERIVATIVES:
-            p.error(f"--surrogates: no torch-ops derivative written for {s!r} in this benchmark; "
-                    f"choose from {', '.join(SURROGATE_DERIVATIVES)}")
+            p.error(
+                f"--surrogates: no torch-ops derivative written for {s!r} in this benchmark; "
+                f"choose from {', '.join(SURROGATE_DERIVATIVES)}"
+            )
     args.impl_list = [s.strip() for s in args.impls.split(",") if s.strip()]
     for s in args.impl_list:
         if s not in IMPLS:
@@ -306,8 +343,9 @@ def measure_memory(fn, x, g, device):
         from torch.profiler._memory_profiler import MemoryProfileTimeline
 
         with _quiet_stderr():
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
-                         with_stack=True) as prof:
+            with profile(
+                activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
+            ) as prof:
                 y = fn(x)
                 (gx,) = torch.autograd.grad(y, x, g)
                 del y, gx
@@ -350,8 +388,10 @@ def bench_case(args, device, dtype, n, surrogate, compile_cache, notes):
             for _ in range(args.warmup):
                 time_batch(impls[name], x, g, 1, device)
         except Exception as exc:  # noqa: BLE001 - a failing baseline is reported, not fatal
-            msg = f"{name} ({surrogate}, {dtype_str(dtype)}, {device}): {type(exc).__name__}: " \
-                  f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            msg = (
+                f"{name} ({surrogate}, {dtype_str(dtype)}, {device}): {type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            )
             notes.append(msg)
             if os.environ.get("SUGAR_BENCH_TRACEBACK"):
                 traceback.print_exc()
@@ -365,7 +405,7 @@ def bench_case(args, device, dtype, n, surrogate, compile_cache, notes):
     samples = {name: {"fwd": [], "bwd": []} for name in impls}
     order = list(impls)
     for rep in range(args.repeats):
-        rot = order[rep % len(order):] + order[:rep % len(order)]
+        rot = order[rep % len(order) :] + order[: rep % len(order)]
         for name in rot:
             fwd, bwd = time_batch(impls[name], x, g, batch, device)
             samples[name]["fwd"].append(fwd)
@@ -376,8 +416,15 @@ def bench_case(args, device, dtype, n, surrogate, compile_cache, notes):
         fwd = samples[name]["fwd"]
         bwd = samples[name]["bwd"]
         both = [a + b for a, b in zip(fwd, bwd)]
-        row = {"device": device, "dtype": dtype_str(dtype), "n": n, "surrogate": surrogate,
-               "impl": name, "calls_per_sample": batch, "repeats": args.repeats}
+        row = {
+            "device": device,
+            "dtype": dtype_str(dtype),
+            "n": n,
+            "surrogate": surrogate,
+            "impl": name,
+            "calls_per_sample": batch,
+            "repeats": args.repeats,
+        }
         for phase, vals in (("fwd", fwd), ("bwd", bwd), ("fwd+bwd", both)):
             q1, med, q3 = quantiles(vals)
             row[phase] = {"median_s": med, "q1_s": q1, "q3_s": q3}
@@ -425,18 +472,24 @@ def fmt_ratio(r):
 
 def print_case(rows):
     head = rows[0]
-    print(f"\n{head['device']} {head['dtype']} n=2^{int(math.log2(head['n']))} ({head['n']:,}) "
-          f"surrogate={head['surrogate']}  [{head['repeats']} samples x {head['calls_per_sample']} calls]")
-    print(f"  {'impl':13s} {'fwd':>10s} {'bwd':>10s} {'fwd+bwd':>10s}   {'fwd / relu':>19s} "
-          f"{'fwd+bwd / relu':>19s} {'fwd+bwd / fgi':>19s} {'saved':>6s} {'peak':>6s}")
+    print(
+        f"\n{head['device']} {head['dtype']} n=2^{int(math.log2(head['n']))} ({head['n']:,}) "
+        f"surrogate={head['surrogate']}  [{head['repeats']} samples x {head['calls_per_sample']} calls]"
+    )
+    print(
+        f"  {'impl':13s} {'fwd':>10s} {'bwd':>10s} {'fwd+bwd':>10s}   {'fwd / relu':>19s} "
+        f"{'fwd+bwd / relu':>19s} {'fwd+bwd / fgi':>19s} {'saved':>6s} {'peak':>6s}"
+    )
     for r in rows:
         to_relu = r.get("ratio_to_relu", {})
         to_fgi = r.get("ratio_to_fgi", {})
         saved = f"{r['saved_x_input']:5.2f}x" if "saved_x_input" in r else "   -  "
         peak = f"{r['peak_x_input']:5.2f}x" if r.get("peak_x_input") is not None else "   -  "
-        print(f"  {r['impl']:13s} {fmt_time(r['fwd']['median_s'])} {fmt_time(r['bwd']['median_s'])} "
-              f"{fmt_time(r['fwd+bwd']['median_s'])}   {fmt_ratio(to_relu.get('fwd'))} "
-              f"{fmt_ratio(to_relu.get('fwd+bwd'))} {fmt_ratio(to_fgi.get('fwd+bwd'))} {saved} {peak}")
+        print(
+            f"  {r['impl']:13s} {fmt_time(r['fwd']['median_s'])} {fmt_time(r['bwd']['median_s'])} "
+            f"{fmt_time(r['fwd+bwd']['median_s'])}   {fmt_ratio(to_relu.get('fwd'))} "
+            f"{fmt_ratio(to_relu.get('fwd+bwd'))} {fmt_ratio(to_fgi.get('fwd+bwd'))} {saved} {peak}"
+        )
     sys.stdout.flush()
 
 
@@ -459,43 +512,67 @@ def check_targets(rows, device):
         if r and "ratio_to_relu" in r:
             f = r["ratio_to_relu"]["fwd"]["median"]
             fb = r["ratio_to_relu"]["fwd+bwd"]["median"]
-            lines.append(f"{verdict(f <= 1.05)} {s:6s} float32 2^24 fwd      / relu = {f:.2f}x (target <= 1.05x)")
-            lines.append(f"{verdict(fb <= 1.25)} {s:6s} float32 2^24 fwd+bwd  / relu = {fb:.2f}x (target <= 1.25x)")
+            lines.append(
+                f"{verdict(f <= 1.05)} {s:6s} float32 2^24 fwd      / relu = {f:.2f}x (target <= 1.05x)"
+            )
+            lines.append(
+                f"{verdict(fb <= 1.25)} {s:6s} float32 2^24 fwd+bwd  / relu = {fb:.2f}x (target <= 1.25x)"
+            )
             if "ratio_to_fgi" in r:
                 x = 1 / r["ratio_to_fgi"]["fwd+bwd"]["median"]
-                lines.append(f"{verdict(x >= 4)} {s:6s} float32 2^24 speed-up over eager FGI = {x:.2f}x (target >= 4x)")
+                lines.append(
+                    f"{verdict(x >= 4)} {s:6s} float32 2^24 speed-up over eager FGI = {x:.2f}x (target >= 4x)"
+                )
             c = find(rows, device=device, dtype="float32", n=1 << 24, surrogate=s, impl="fgi_compiled")
             if c:
                 ratio = r["fwd+bwd"]["median_s"] / c["fwd+bwd"]["median_s"]
-                lines.append(f"{verdict(ratio <= 1.0)} {s:6s} float32 2^24 fwd+bwd / torch.compile(FGI) = {ratio:.2f}x (target <= 1x)")
+                lines.append(
+                    f"{verdict(ratio <= 1.0)} {s:6s} float32 2^24 fwd+bwd / torch.compile(FGI) = {ratio:.2f}x (target <= 1x)"
+                )
             if "saved_x_input" in r:
-                lines.append(f"{verdict(abs(r['saved_x_input'] - 1) < 1e-9)} {s:6s} float32 2^24 saved for backward = "
-                             f"{r['saved_x_input']:.2f}x input (target: exactly the input)")
+                lines.append(
+                    f"{verdict(abs(r['saved_x_input'] - 1) < 1e-9)} {s:6s} float32 2^24 saved for backward = "
+                    f"{r['saved_x_input']:.2f}x input (target: exactly the input)"
+                )
         r = find(rows, device=device, dtype="bfloat16", n=1 << 24, surrogate=s, impl="sugar")
         if r and "ratio_to_relu" in r:
             fb = r["ratio_to_relu"]["fwd+bwd"]["median"]
-            lines.append(f"{verdict(fb <= 1.3)} {s:6s} bfloat16 2^24 fwd+bwd / relu = {fb:.2f}x (target <= 1.3x)")
+            lines.append(
+                f"{verdict(fb <= 1.3)} {s:6s} bfloat16 2^24 fwd+bwd / relu = {fb:.2f}x (target <= 1.3x)"
+            )
         r = find(rows, device=device, dtype="float32", n=1 << 10, surrogate=s, impl="sugar")
         if r and "ratio_to_relu" in r:
             f = r["ratio_to_relu"]["fwd"]["median"]
             fb = r["ratio_to_relu"]["fwd+bwd"]["median"]
-            lines.append(f"{verdict(fb <= 1.5)} {s:6s} float32 2^10 per call, fwd+bwd / relu = {fb:.2f}x (target <= 1.5x)")
-            lines.append(f"{verdict(f <= 1.5)} {s:6s} float32 2^10 per call, fwd alone / relu = {f:.2f}x (target <= 1.5x)")
+            lines.append(
+                f"{verdict(fb <= 1.5)} {s:6s} float32 2^10 per call, fwd+bwd / relu = {fb:.2f}x (target <= 1.5x)"
+            )
+            lines.append(
+                f"{verdict(f <= 1.5)} {s:6s} float32 2^10 per call, fwd alone / relu = {f:.2f}x (target <= 1.5x)"
+            )
     return lines
 
 
 def markdown_summary(rows, info):
     """One Markdown table per (device, dtype, size): torch_sugar.relu against each baseline."""
     out = []
-    keys = sorted({(r["device"], r["dtype"], r["n"]) for r in rows}, key=lambda k: (k[0], k[1] != "float32", k[1], k[2]))
+    keys = sorted(
+        {(r["device"], r["dtype"], r["n"]) for r in rows}, key=lambda k: (k[0], k[1] != "float32", k[1], k[2])
+    )
     for device, dtype, n in keys:
         case = [r for r in rows if (r["device"], r["dtype"], r["n"]) == (device, dtype, n)]
-        surrogates = sorted({r["surrogate"] for r in case}, key=lambda s: SURROGATES.index(s) if s in SURROGATES else 99)
-        out.append(f"\n{device}, {dtype}, n = 2^{int(math.log2(n))}, {info['torch_threads']} threads "
-                   f"(ratios: median of per-sample ratios):\n")
-        out.append("| surrogate | fwd / torch.relu | fwd+bwd / torch.relu | faster than eager FGI | "
-                   "faster than autograd.Function | faster than torch.compile(FGI) | saved for bwd: sugar / FGI | "
-                   "peak memory: sugar / FGI |")
+        surrogates = sorted(
+            {r["surrogate"] for r in case}, key=lambda s: SURROGATES.index(s) if s in SURROGATES else 99
+        )
+        out.append(
+            f"\n{device}, {dtype}, n = 2^{int(math.log2(n))}, {info['torch_threads']} threads "
+            f"(ratios: median of per-sample ratios):\n"
+        )
+        out.append(
+            "| surrogate | fwd / torch.relu | fwd+bwd / torch.relu | faster than eager FGI | "
+            "faster than autograd.Function | faster than torch.compile(FGI) | saved for bwd: sugar / FGI | "
+            "peak memory: sugar / FGI |"
+        )
         out.append("|---|---|---|---|---|---|---|---|")
         for s in surrogates:
             sugar = find(case, surrogate=s, impl="sugar")
@@ -517,9 +594,11 @@ def markdown_summary(rows, info):
                 return f"{fa} / {fb} x input"
 
             rr = sugar["ratio_to_relu"]
-            out.append(f"| {s} | {rr['fwd']['median']:.2f}x | {rr['fwd+bwd']['median']:.2f}x | {faster('fgi')} | "
-                       f"{faster('autograd_fn')} | {faster('fgi_compiled')} | {mem('saved_x_input')} | "
-                       f"{mem('peak_x_input')} |")
+            out.append(
+                f"| {s} | {rr['fwd']['median']:.2f}x | {rr['fwd+bwd']['median']:.2f}x | {faster('fgi')} | "
+                f"{faster('autograd_fn')} | {faster('fgi_compiled')} | {mem('saved_x_input')} | "
+                f"{mem('peak_x_input')} |"
+            )
     return "\n".join(out)
 
 
@@ -573,13 +652,17 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     info = machine_info(args.device, threads)
-    print("torch-sugar benchmark: times are medians per call; ratios are medians of per-sample "
-          "ratios [interquartile range]; saved/peak are multiples of the input's bytes.")
+    print(
+        "torch-sugar benchmark: times are medians per call; ratios are medians of per-sample "
+        "ratios [interquartile range]; saved/peak are multiples of the input's bytes."
+    )
     for k, v in info.items():
         print(f"  {k}: {v}")
     if args.device == "cpu" and not info["malloc_reuse"]:
-        print("  note: glibc default allocation (--fresh-pages or non-Linux): big-tensor timings "
-              "include page faults")
+        print(
+            "  note: glibc default allocation (--fresh-pages or non-Linux): big-tensor timings "
+            "include page faults"
+        )
 
     results, notes = [], []
     compile_cache_by_dtype = {}
@@ -606,8 +689,17 @@ def main(argv=None):
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "args": {k: v for k, v in vars(args).items()},
-                       "results": results, "targets": targets, "notes": notes}, f, indent=1)
+            json.dump(
+                {
+                    "machine": info,
+                    "args": {k: v for k, v in vars(args).items()},
+                    "results": results,
+                    "targets": targets,
+                    "notes": notes,
+                },
+                f,
+                indent=1,
+            )
         print(f"\nwrote {args.json}")
 
 

@@ -14,6 +14,7 @@ be compared as an ``nn.ReLU`` *module*: compare swaps them with ``torch_sugar.co
 ``torch.relu``/``F.relu`` inside ``forward`` are code and stay ReLU). ``FeatureEmbedding`` does the
 embedding lookup; anything else is up to you.
 """
+
 import torch
 from torch import nn
 
@@ -28,8 +29,8 @@ class ResidualTower(nn.Module):
         self.embed = FeatureEmbedding(spec)
         self.stem = nn.Sequential(nn.Linear(self.embed.out_features, width), nn.ReLU())
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-            for _ in range(2))
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)) for _ in range(2)
+        )
         self.act = nn.ModuleList(nn.ReLU() for _ in range(2))
         self.head = nn.Linear(width, n_outputs)
 

@@ -8,6 +8,7 @@ registered CUDA kernels for every sugar op (and CPU, Meta and Autograd ones), th
 it has CUDA, and that the CPU kernels of this library still agree with torch.relu. With a GPU it
 also runs each op once on it. Prints one OK line, or exits non-zero naming what is wrong.
 """
+
 import os
 import sys
 
@@ -19,6 +20,7 @@ def main(argv):
     build_lib = os.path.abspath(argv[1])
     sys.path.insert(0, build_lib)
     import torch
+
     import torch_sugar
 
     problems = []
@@ -62,7 +64,9 @@ def main(argv):
         (gc,) = torch.autograd.grad(yc.sum(), xc, create_graph=True)
         (ggc,) = torch.autograd.grad(gc.sum(), xc)
         torch.cuda.synchronize()
-        if not torch.equal(yc.cpu(), y.detach()) or not torch.allclose(gc.cpu(), want, rtol=1e-12, atol=1e-12):
+        if not torch.equal(yc.cpu(), y.detach()) or not torch.allclose(
+            gc.cpu(), want, rtol=1e-12, atol=1e-12
+        ):
             problems.append("the CUDA kernels disagree with the CPU ones")
         ran_on_gpu = bool(torch.isfinite(ggc).all())
 
@@ -72,11 +76,16 @@ def main(argv):
             print("  - " + p, file=sys.stderr)
         return 1
     arch = info.get("cuda_arch_list")
-    gpu = ("ran fwd/bwd/double-bwd on " + torch.cuda.get_device_name()) if ran_on_gpu else \
-        "not run: no GPU on this machine"
-    print(f"OK: CUDA build of torch-sugar (torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"arch {arch}) registers CUDA kernels for {', '.join(ops)}; CPU kernels agree with torch.relu; "
-          f"{gpu}.")
+    gpu = (
+        ("ran fwd/bwd/double-bwd on " + torch.cuda.get_device_name())
+        if ran_on_gpu
+        else "not run: no GPU on this machine"
+    )
+    print(
+        f"OK: CUDA build of torch-sugar (torch {torch.__version__}, CUDA {torch.version.cuda}, "
+        f"arch {arch}) registers CUDA kernels for {', '.join(ops)}; CPU kernels agree with torch.relu; "
+        f"{gpu}."
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ reads x and writes y, backward reads grad and x (torch.relu: y) and writes grad_
 
 Prints the table last; writes JSON to --json, or to $OUT/gpu_bench.json when OUT is set.
 """
+
 import argparse
 import json
 import os
@@ -26,8 +27,12 @@ import torch
 
 import torch_sugar
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-          "float64": torch.float64}
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
 
 
 def fgi_bsilu(x, alpha=1.67):
@@ -43,8 +48,9 @@ class Timer:
     def __init__(self, device, reps, warmup, flush):
         self.device, self.reps, self.warmup = device, reps, warmup
         self.cuda = device.type == "cuda"
-        self.flush_buf = torch.empty(256 * 2 ** 20, dtype=torch.uint8, device=device) \
-            if (self.cuda and flush) else None
+        self.flush_buf = (
+            torch.empty(256 * 2**20, dtype=torch.uint8, device=device) if (self.cuda and flush) else None
+        )
 
     def __call__(self, fn):
         """Median seconds of one call of fn."""
@@ -84,29 +90,36 @@ def bench_size(dtype, n, surrogates, timer, device):
     copy_bw = 2 * n * es / copy_s
 
     def row(impl, fwd_s, bwd_s, fb_s):
-        rows.append({
-            "dtype": str(dtype).replace("torch.", ""), "n": n, "impl": impl,
-            "fwd_us": None if fwd_s is None else fwd_s * 1e6,
-            "bwd_us": None if bwd_s is None else bwd_s * 1e6,
-            "fwd_bwd_us": fb_s * 1e6,
-            "fwd_gbps": None if fwd_s is None else 2 * n * es / fwd_s / 1e9,
-            "bwd_gbps": None if bwd_s is None else 3 * n * es / bwd_s / 1e9,
-            "copy_gbps": copy_bw / 1e9,
-        })
+        rows.append(
+            {
+                "dtype": str(dtype).replace("torch.", ""),
+                "n": n,
+                "impl": impl,
+                "fwd_us": None if fwd_s is None else fwd_s * 1e6,
+                "bwd_us": None if bwd_s is None else bwd_s * 1e6,
+                "fwd_bwd_us": fb_s * 1e6,
+                "fwd_gbps": None if fwd_s is None else 2 * n * es / fwd_s / 1e9,
+                "bwd_gbps": None if bwd_s is None else 3 * n * es / bwd_s / 1e9,
+                "copy_gbps": copy_bw / 1e9,
+            }
+        )
 
     # torch.relu: forward, its backward kernel (threshold_backward on the saved output), round trip.
     y_relu = torch.relu(x)
-    row("torch.relu",
+    row(
+        "torch.relu",
         timer(lambda: torch.relu(x)),
         timer(lambda: torch.ops.aten.threshold_backward(g, y_relu, 0)),
-        timer(lambda: torch.autograd.grad(torch.relu(xr), xr, g)))
-    row("FGI bsilu (eager)", None, None,
-        timer(lambda: torch.autograd.grad(fgi_bsilu(xr), xr, g)))
+        timer(lambda: torch.autograd.grad(torch.relu(xr), xr, g)),
+    )
+    row("FGI bsilu (eager)", None, None, timer(lambda: torch.autograd.grad(fgi_bsilu(xr), xr, g)))
     for s in surrogates:
-        row(f"sugar {s}",
+        row(
+            f"sugar {s}",
             timer(lambda: torch.ops.sugar.relu(x, s, None, False)),
             timer(lambda: torch.ops.sugar.relu_backward(g, x, s, None, False)),
-            timer(lambda: torch.autograd.grad(torch.ops.sugar.relu(xr, s, None, False), xr, g)))
+            timer(lambda: torch.autograd.grad(torch.ops.sugar.relu(xr, s, None, False), xr, g)),
+        )
     return rows
 
 
@@ -117,31 +130,39 @@ def fmt(v, width, decimals, suffix=""):
 
 
 def print_table(rows, targets_at):
-    head = (f"{'dtype':9} {'n':>6} {'impl':18} {'fwd us':>9} {'bwd us':>9} {'f+b us':>9} "
-            f"{'fwd %copy':>9} {'bwd %copy':>9} {'f+b /relu':>9} {'FGI/this':>8}")
+    head = (
+        f"{'dtype':9} {'n':>6} {'impl':18} {'fwd us':>9} {'bwd us':>9} {'f+b us':>9} "
+        f"{'fwd %copy':>9} {'bwd %copy':>9} {'f+b /relu':>9} {'FGI/this':>8}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        base = next(b for b in rows if b["dtype"] == r["dtype"] and b["n"] == r["n"]
-                    and b["impl"] == "torch.relu")
-        fgi = next(b for b in rows if b["dtype"] == r["dtype"] and b["n"] == r["n"]
-                   and b["impl"].startswith("FGI"))
+        base = next(
+            b for b in rows if b["dtype"] == r["dtype"] and b["n"] == r["n"] and b["impl"] == "torch.relu"
+        )
+        fgi = next(
+            b for b in rows if b["dtype"] == r["dtype"] and b["n"] == r["n"] and b["impl"].startswith("FGI")
+        )
         r["fwd_pct_copy"] = None if r["fwd_gbps"] is None else 100 * r["fwd_gbps"] / r["copy_gbps"]
         r["bwd_pct_copy"] = None if r["bwd_gbps"] is None else 100 * r["bwd_gbps"] / r["copy_gbps"]
         r["fwd_bwd_vs_relu"] = r["fwd_bwd_us"] / base["fwd_bwd_us"]
         r["fgi_over_this"] = fgi["fwd_bwd_us"] / r["fwd_bwd_us"]
         n = f"2^{r['n'].bit_length() - 1}" if r["n"] & (r["n"] - 1) == 0 else str(r["n"])
-        print(f"{r['dtype']:9} {n:>6} {r['impl']:18} {fmt(r['fwd_us'], 9, 1)} {fmt(r['bwd_us'], 9, 1)} "
-              f"{fmt(r['fwd_bwd_us'], 9, 1)} {fmt(r['fwd_pct_copy'], 9, 1, '%')} "
-              f"{fmt(r['bwd_pct_copy'], 9, 1, '%')} {fmt(r['fwd_bwd_vs_relu'], 9, 3, 'x')} "
-              f"{fmt(r['fgi_over_this'], 8, 2, 'x')}")
+        print(
+            f"{r['dtype']:9} {n:>6} {r['impl']:18} {fmt(r['fwd_us'], 9, 1)} {fmt(r['bwd_us'], 9, 1)} "
+            f"{fmt(r['fwd_bwd_us'], 9, 1)} {fmt(r['fwd_pct_copy'], 9, 1, '%')} "
+            f"{fmt(r['bwd_pct_copy'], 9, 1, '%')} {fmt(r['fwd_bwd_vs_relu'], 9, 3, 'x')} "
+            f"{fmt(r['fgi_over_this'], 8, 2, 'x')}"
+        )
     # The issue's targets, for the sugar rows at the sizes they are set for.
     print()
-    print(f"targets (sugar rows, n >= 2^{targets_at}): fwd and bwd >= 85% of copy bandwidth; "
-          "fwd+bwd <= 1.05x torch.relu; >= 4x faster than the FGI form")
+    print(
+        f"targets (sugar rows, n >= 2^{targets_at}): fwd and bwd >= 85% of copy bandwidth; "
+        "fwd+bwd <= 1.05x torch.relu; >= 4x faster than the FGI form"
+    )
     misses = []
     for r in rows:
-        if not r["impl"].startswith("sugar") or r["n"] < 2 ** targets_at:
+        if not r["impl"].startswith("sugar") or r["n"] < 2**targets_at:
             continue
         name = f"{r['dtype']} 2^{r['n'].bit_length() - 1} {r['impl']}"
         if r["fwd_pct_copy"] < 85:
@@ -177,24 +198,36 @@ def main(argv=None):
     rows = []
     for dname in args.dtypes.split(","):
         for lg in (int(v) for v in args.sizes.split(",")):
-            rows += bench_size(DTYPES[dname], 2 ** lg, surrogates, timer, device)
+            rows += bench_size(DTYPES[dname], 2**lg, surrogates, timer, device)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print()
-    print(f"device: {gpu}; torch {torch.__version__}; torch-sugar {torch_sugar.__version__} "
-          f"(CUDA kernels: {torch_sugar.build_info()['cuda_compiled']}, "
-          f"arch {torch_sugar.build_info().get('cuda_arch_list')}); median of {args.reps} calls"
-          f"{'' if args.no_flush or device.type != 'cuda' else ', L2 flushed before each'}")
+    print(
+        f"device: {gpu}; torch {torch.__version__}; torch-sugar {torch_sugar.__version__} "
+        f"(CUDA kernels: {torch_sugar.build_info()['cuda_compiled']}, "
+        f"arch {torch_sugar.build_info().get('cuda_arch_list')}); median of {args.reps} calls"
+        f"{'' if args.no_flush or device.type != 'cuda' else ', L2 flushed before each'}"
+    )
     misses = print_table(rows, args.targets_at)
 
     path = args.json or (os.path.join(os.environ["OUT"], "gpu_bench.json") if os.environ.get("OUT") else None)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as f:
-            json.dump({"device": gpu, "torch": torch.__version__, "build_info": torch_sugar.build_info(),
-                       "reps": args.reps, "rows": rows, "target_misses": misses}, f, indent=1)
+            json.dump(
+                {
+                    "device": gpu,
+                    "torch": torch.__version__,
+                    "build_info": torch_sugar.build_info(),
+                    "reps": args.reps,
+                    "rows": rows,
+                    "target_misses": misses,
+                },
+                f,
+                indent=1,
+            )
         print(f"wrote {path}")
 
 

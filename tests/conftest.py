@@ -1,6 +1,7 @@
 """Test support shared by the test files: the devices and dtypes they run on, the `device` fixture, and
 the check of another device's kernels against the CPU kernels. (The float64 reference, the surrogate
 lists and bits() are in reference.py.)"""
+
 import pytest
 import torch
 
@@ -25,8 +26,8 @@ def device(request):
 # glibc's, a few more after the products and sums of the formulas; atol (times the largest value)
 # covers results that cancel to near zero (s'' of gelu near x = sqrt(2)).
 CPU_AGREEMENT_TOLS = {
-    torch.float16: (2 ** -10, 1e-5),
-    torch.bfloat16: (2 ** -7, 1e-5),
+    torch.float16: (2**-10, 1e-5),
+    torch.bfloat16: (2**-7, 1e-5),
     torch.float32: (1e-5, 1e-6),
     torch.float64: (1e-13, 1e-15),
 }
@@ -35,5 +36,6 @@ CPU_AGREEMENT_TOLS = {
 def assert_agrees_with_cpu(got, want, dtype, what):
     rtol, atol = CPU_AGREEMENT_TOLS[dtype]
     scale = max(1.0, float(want.double().abs().max())) if want.numel() else 1.0
-    torch.testing.assert_close(got.cpu(), want, rtol=rtol, atol=atol * scale, equal_nan=True,
-                               msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(
+        got.cpu(), want, rtol=rtol, atol=atol * scale, equal_nan=True, msg=lambda m: f"{what}: {m}"
+    )

@@ -5,6 +5,7 @@ NumPy float64 (with SciPy's expit/ndtr for a stable sigmoid and normal cdf). tes
 turn checks every d(x) and s''(x) here against high-precision numerical derivatives of s(x), so
 the chain is: s(x) from the table -> this reference -> the ops.
 """
+
 import math
 
 import numpy as np
@@ -15,8 +16,17 @@ SELU_ALPHA = 1.6732632423543772
 
 # name -> default alpha (None: takes no alpha), as DESIGN.md's table gives them.
 DEFAULT_ALPHA = {
-    "relu": None, "bsilu": 1.67, "nelu": 0.01, "elu": 1.0, "selu": None, "leaky_relu": 0.01,
-    "gelu": None, "gelu_tanh": None, "silu": None, "swish": None, "mish": None,
+    "relu": None,
+    "bsilu": 1.67,
+    "nelu": 0.01,
+    "elu": 1.0,
+    "selu": None,
+    "leaky_relu": 0.01,
+    "gelu": None,
+    "gelu_tanh": None,
+    "silu": None,
+    "swish": None,
+    "mish": None,
 }
 SURROGATES = list(DEFAULT_ALPHA)
 # Every distinct surrogate once (no aliases): what tests parametrize over.
@@ -34,8 +44,28 @@ TOLERANCES = {
     "bfloat16": (1.6e-2, 1e-5),
 }
 # Inputs that probe the kinks, huge and tiny magnitudes (every sample set starts with them).
-SPECIAL_X = [0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0, 1.0, -1.0, 0.5, -0.5, 3.0, -3.0,
-             7.5, -7.5, 1e-30, -1e-30, 150.0, -150.0]
+SPECIAL_X = [
+    0.0,
+    -0.0,
+    1e-4,
+    -1e-4,
+    20.0,
+    -20.0,
+    60.0,
+    -60.0,
+    1.0,
+    -1.0,
+    0.5,
+    -0.5,
+    3.0,
+    -3.0,
+    7.5,
+    -7.5,
+    1e-30,
+    -1e-30,
+    150.0,
+    -150.0,
+]
 # Surrogates whose d(x) jumps at x = 0 (finite differences must stay away from 0 for them).
 KINKED = {"relu", "nelu", "elu", "selu", "leaky_relu"}
 
@@ -74,15 +104,17 @@ def d_and_d2(name, x, alpha=None):
         return np.where(pos, 1.0, a * e), np.where(pos, 0.0, a * e)
     if name == "selu":
         e = np.exp(np.minimum(x, 0.0))
-        return (np.where(pos, SELU_LAMBDA, SELU_LAMBDA * SELU_ALPHA * e),
-                np.where(pos, 0.0, SELU_LAMBDA * SELU_ALPHA * e))
+        return (
+            np.where(pos, SELU_LAMBDA, SELU_LAMBDA * SELU_ALPHA * e),
+            np.where(pos, 0.0, SELU_LAMBDA * SELU_ALPHA * e),
+        )
     if name == "leaky_relu":
         return np.where(pos, 1.0, a), np.zeros_like(x)
     if name == "gelu":
         return ndtr(x) + x * _phi(x), _phi(x) * (2 - x * x)
     if name == "gelu_tanh":
         k, c = math.sqrt(2 / math.pi), 0.044715
-        u = k * (x + c * x ** 3)
+        u = k * (x + c * x**3)
         du = k * (1 + 3 * c * x * x)
         d2u = 6 * k * c * x
         t = np.tanh(u)
@@ -136,17 +168,17 @@ def surrogate_value(name, x, alpha=None):
     if name == "nelu":
         return x if x > 0 else -a / (1 + x * x)
     if name == "elu":
-        return x if x > 0 else a * (mp.e ** x - 1)
+        return x if x > 0 else a * (mp.e**x - 1)
     if name == "selu":
-        return SELU_LAMBDA * x if x > 0 else SELU_LAMBDA * SELU_ALPHA * (mp.e ** x - 1)
+        return SELU_LAMBDA * x if x > 0 else SELU_LAMBDA * SELU_ALPHA * (mp.e**x - 1)
     if name == "leaky_relu":
         return x if x > 0 else a * x
     if name == "gelu":
         return x * mp.ncdf(x)
     if name == "gelu_tanh":
-        return 0.5 * x * (1 + mp.tanh(mp.sqrt(2 / mp.pi) * (x + mp.mpf("0.044715") * x ** 3)))
+        return 0.5 * x * (1 + mp.tanh(mp.sqrt(2 / mp.pi) * (x + mp.mpf("0.044715") * x**3)))
     if name == "mish":
-        return x * mp.tanh(mp.log(1 + mp.e ** x))
+        return x * mp.tanh(mp.log(1 + mp.e**x))
     if name == "relu":
         return x if x > 0 else mp.mpf(0)
     raise KeyError(name)

@@ -1,4 +1,5 @@
 """Autograd through the sugar ops: first and second order, what is saved, the FGI equivalence."""
+
 import numpy as np
 import pytest
 import torch
@@ -44,8 +45,9 @@ def test_first_and_second_order_match_reference(device, surrogate, negative_only
     np.testing.assert_allclose(gx.detach().cpu().numpy(), ref1, rtol=1e-12, atol=1e-14)
     v = torch.randn(50, dtype=torch.float64, device=device)
     gx_x, gx_gy = torch.autograd.grad(gx, (x, gy), v, allow_unused=True)
-    ref_x = grad_self_second(surrogate, v.cpu().numpy(), gy.detach().cpu().numpy(),
-                             x.detach().cpu().numpy(), None, negative_only)
+    ref_x = grad_self_second(
+        surrogate, v.cpu().numpy(), gy.detach().cpu().numpy(), x.detach().cpu().numpy(), None, negative_only
+    )
     ref_gy = grad_input(surrogate, v.cpu().numpy(), x.detach().cpu().numpy(), None, negative_only)
     got_x = np.zeros(50) if gx_x is None else gx_x.cpu().numpy()
     np.testing.assert_allclose(got_x, ref_x, rtol=1e-11, atol=1e-13)
@@ -137,11 +139,15 @@ def test_opcheck_double_backward_op(device, dtype):
     """The private double-backward op under FakeTensor (its Meta kernel against the real one,
     output strides included) and opcheck's schema checks, on layouts where torch.relu's output
     strides differ from x's (size-1 dims with unusual strides) or follow them (transposed)."""
+
     def make(size, stride=None):
         x = torch.randn(size, dtype=torch.float64).to(dtype).to(device)
         return x if stride is None else torch.empty_strided(size, stride, dtype=dtype, device=device).copy_(x)
 
     for x in (make((3, 5, 7)), make((2, 3, 1, 1), (3, 1, 3, 3)), make((7, 9)).t()):
         g = torch.randn_like(x)
-        torch.library.opcheck(torch.ops.sugar._relu_double_backward.default, (g, g, x, "bsilu", None, False),
-                              test_utils=("test_schema", "test_faketensor"))
+        torch.library.opcheck(
+            torch.ops.sugar._relu_double_backward.default,
+            (g, g, x, "bsilu", None, False),
+            test_utils=("test_schema", "test_faketensor"),
+        )

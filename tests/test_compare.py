@@ -1,5 +1,6 @@
 """torch-sugar compare end to end: every data source, the output files, uAUC on a CSV with a group
 column, determinism, Ctrl-C. Runs are tiny (1-3 epochs, small models) to keep this file fast."""
+
 import csv
 import json
 import os
@@ -12,8 +13,7 @@ from torch_sugar import cli
 from torch_sugar.experiments import compare as compare_mod
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FAST = ["--epochs", "2", "--seeds", "2", "--hidden", "16,16", "--activations", "relu,bsilu",
-        "--threads", "1"]
+FAST = ["--epochs", "2", "--seeds", "2", "--hidden", "16,16", "--activations", "relu,bsilu", "--threads", "1"]
 
 
 def run_cli(argv, capsys):
@@ -69,13 +69,20 @@ def check_files(out_dir, n_runs):
     assert len(rows) == n_runs and {"activation", "seed", "loss", "accuracy", "auc", "uauc"} <= set(rows[0])
 
 
-@pytest.mark.parametrize("dataset, binary, grouped, extra", [
-    ("digits", False, False, []),
-    ("breast_cancer", True, False, []),
-    ("wine", False, False, []),
-    ("synthetic-ctr", True, True, ["--ctr-rows", "3000", "--ctr-users", "60", "--optimizer", "adam",
-                                   "--lr", "0.003"]),
-])
+@pytest.mark.parametrize(
+    "dataset, binary, grouped, extra",
+    [
+        ("digits", False, False, []),
+        ("breast_cancer", True, False, []),
+        ("wine", False, False, []),
+        (
+            "synthetic-ctr",
+            True,
+            True,
+            ["--ctr-rows", "3000", "--ctr-users", "60", "--optimizer", "adam", "--lr", "0.003"],
+        ),
+    ],
+)
 def test_builtin_datasets(tmp_path, capsys, dataset, binary, grouped, extra):
     out = tmp_path / dataset
     code, stdout, err = run_cli(["compare", "--dataset", dataset, "--out", str(out)] + FAST + extra, capsys)
@@ -91,9 +98,30 @@ def test_builtin_datasets(tmp_path, capsys, dataset, binary, grouped, extra):
 @pytest.mark.parametrize("model", ["cnn", "vgg16", "resnet18"])
 def test_conv_models_on_digits(tmp_path, capsys, model):
     out = tmp_path / model
-    code, stdout, err = run_cli(["compare", "--model", model, "--width", "0.125", "--limit", "300",
-                                 "--epochs", "1", "--seeds", "1", "--activations", "relu,nelu,plain:gelu",
-                                 "--lr", "0.05", "--out", str(out), "--quiet", "--no-plots"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "compare",
+            "--model",
+            model,
+            "--width",
+            "0.125",
+            "--limit",
+            "300",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--activations",
+            "relu,nelu,plain:gelu",
+            "--lr",
+            "0.05",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = load_results(out)
     assert [r["activation"] for r in res["runs"]] == ["relu", "nelu", "plain:gelu"]
@@ -121,10 +149,34 @@ def test_csv_with_group_uauc_matches_hand_count(tmp_path, capsys):
     path = tmp_path / "clicks.csv"
     write_grouped_csv(path)
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["compare", "--csv", str(path), "--target", "clicked", "--group", "user",
-                                 "--epochs", "3", "--seeds", "1", "--hidden", "8", "--optimizer", "adam",
-                                 "--lr", "0.01", "--activations", "relu,bsilu", "--save-predictions",
-                                 "--out", str(out), "--quiet"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "compare",
+            "--csv",
+            str(path),
+            "--target",
+            "clicked",
+            "--group",
+            "user",
+            "--epochs",
+            "3",
+            "--seeds",
+            "1",
+            "--hidden",
+            "8",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--activations",
+            "relu,bsilu",
+            "--save-predictions",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = load_results(out)
     assert res["data"]["features"] == ["x1", "x2", "color"]  # a text column is categorical
@@ -146,14 +198,17 @@ def test_csv_with_group_uauc_matches_hand_count(tmp_path, capsys):
             pos = [s for y, s in pairs if y == 1]
             neg = [s for y, s in pairs if y == 0]
             if pos and neg:
-                aucs.append(sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
-                            / (len(pos) * len(neg)))
+                aucs.append(
+                    sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
+                    / (len(pos) * len(neg))
+                )
         assert len(aucs) == run["uauc_groups"] >= 2
         assert run["uauc"] == pytest.approx(sum(aucs) / len(aucs), abs=1e-6)
 
 
 def test_image_folder(tmp_path, capsys):
     from PIL import Image
+
     rng = np.random.default_rng(0)
     for cls, base in (("cats", 40), ("dogs", 200)):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
@@ -162,10 +217,30 @@ def test_image_folder(tmp_path, capsys):
             Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i}.png")
     (tmp_path / "imgs" / "dogs" / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["compare", "--images", str(tmp_path / "imgs"), "--image-size", "8",
-                                 "--model", "cnn", "--width", "0.25", "--epochs", "2", "--seeds", "1",
-                                 "--activations", "relu,bsilu", "--out", str(out), "--quiet",
-                                 "--no-plots"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "compare",
+            "--images",
+            str(tmp_path / "imgs"),
+            "--image-size",
+            "8",
+            "--model",
+            "cnn",
+            "--width",
+            "0.25",
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--activations",
+            "relu,bsilu",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = load_results(out)
     assert res["data"]["classes"] == ["cats", "dogs"] and res["data"]["input_shape"] == [3, 8, 8]
@@ -188,9 +263,26 @@ def test_cifar_python_format(tmp_path, capsys):
     with open(root / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["compare", "--cifar", str(tmp_path), "--epochs", "1", "--seeds", "1",
-                                 "--hidden", "8", "--activations", "relu,nelu", "--out", str(out),
-                                 "--quiet", "--no-plots"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "compare",
+            "--cifar",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--hidden",
+            "8",
+            "--activations",
+            "relu,nelu",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = load_results(out)
     assert res["data"]["name"] == "cifar10" and res["data"]["n_test"] == 30  # its own test batch
@@ -199,14 +291,29 @@ def test_cifar_python_format(tmp_path, capsys):
 
 
 def test_same_seed_same_numbers(tmp_path, capsys):
-    args = ["compare", "--epochs", "2", "--hidden", "24,24,24", "--activations", "relu,bsilu,nelu",
-            "--dropout", "0.1", "--quiet", "--no-plots"]
+    args = [
+        "compare",
+        "--epochs",
+        "2",
+        "--hidden",
+        "24,24,24",
+        "--activations",
+        "relu,bsilu,nelu",
+        "--dropout",
+        "0.1",
+        "--quiet",
+        "--no-plots",
+    ]
     results = []
     for name, seed in (("a", "7,"), ("b", "7,"), ("c", "8,")):
         code, _, err = run_cli(args + ["--seeds", seed, "--out", str(tmp_path / name)], capsys)
         assert code == 0, err
-        results.append([{k: r[k] for k in ("activation", "loss", "accuracy", "dead_end", "history")}
-                        for r in load_results(tmp_path / name)["runs"]])
+        results.append(
+            [
+                {k: r[k] for k in ("activation", "loss", "accuracy", "dead_end", "history")}
+                for r in load_results(tmp_path / name)["runs"]
+            ]
+        )
     for result in results:
         for run in result:
             for h in run["history"]:
@@ -248,21 +355,69 @@ def test_surrogates_and_info_commands(capsys):
     assert code == 0 and json.loads(out)["kernels"]["CPU"] is True
     code, out, _ = run_cli(["compare", "--help"], capsys)
     assert code == 0
-    for flag in ("--dataset", "--csv", "--group", "--images", "--cifar", "--model", "--hidden",
-                 "--activations", "--seeds", "--epochs", "--lr", "--optimizer", "--batch-size",
-                 "--device", "--threads", "--out", "plain:gelu", "examples:", "--categorical",
-                 "--hash-buckets", "--embedding-dim", "--na-values", "--fill", "--model-fn",
-                 "--patience", "--select-by", "--pos-weight", "--save-models", "synthetic-ctr",
-                 "--jobs", "--parquet", "--stream", "--shuffle-buffer", "--eval-rows"):
+    for flag in (
+        "--dataset",
+        "--csv",
+        "--group",
+        "--images",
+        "--cifar",
+        "--model",
+        "--hidden",
+        "--activations",
+        "--seeds",
+        "--epochs",
+        "--lr",
+        "--optimizer",
+        "--batch-size",
+        "--device",
+        "--threads",
+        "--out",
+        "plain:gelu",
+        "examples:",
+        "--categorical",
+        "--hash-buckets",
+        "--embedding-dim",
+        "--na-values",
+        "--fill",
+        "--model-fn",
+        "--patience",
+        "--select-by",
+        "--pos-weight",
+        "--save-models",
+        "synthetic-ctr",
+        "--jobs",
+        "--parquet",
+        "--stream",
+        "--shuffle-buffer",
+        "--eval-rows",
+    ):
         assert flag in out
 
 
 def test_run_leaves_torch_settings_as_they_were(tmp_path, capsys):
     import torch
+
     threads = torch.get_num_threads()
-    code, _, err = run_cli(["compare", "--epochs", "1", "--seeds", "1", "--hidden", "8",
-                            "--activations", "relu", "--threads", "1", "--out", str(tmp_path),
-                            "--quiet", "--no-plots"], capsys)
+    code, _, err = run_cli(
+        [
+            "compare",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--hidden",
+            "8",
+            "--activations",
+            "relu",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert torch.get_num_threads() == threads
     assert not torch.are_deterministic_algorithms_enabled()

@@ -2,6 +2,7 @@
 missing values, best-epoch selection and early stopping, class weights, PR-AUC, --model-fn,
 --save-models and the report. References: scikit-learn's metrics, zlib.crc32, hand-computed
 vocabularies and means, and the saved files themselves, read back independently."""
+
 import csv
 import json
 import os
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
+from test_compare import run_cli
 
 import torch_sugar
 from torch_sugar import cli
@@ -20,8 +22,6 @@ from torch_sugar.experiments import UsageError
 from torch_sugar.experiments import data as data_mod
 from torch_sugar.experiments.models import EmbeddingMLP, build_model
 from torch_sugar.experiments.report import format_tables, layer_labels, summarize
-
-from test_compare import run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "model_fn_example.py")
@@ -99,7 +99,7 @@ def test_hash_buckets_are_crc32(tmp_path):
 
 @pytest.mark.parametrize("cardinality, dim", [(2, 2), (3, 3), (11, 6), (61, 16), (10**6, 16)])
 def test_embedding_dim_rule(cardinality, dim):
-    assert data_mod.embedding_dim_rule(cardinality) == dim == min(16, max(2, round(1.6 * cardinality ** 0.56)))
+    assert data_mod.embedding_dim_rule(cardinality) == dim == min(16, max(2, round(1.6 * cardinality**0.56)))
     assert data_mod.embedding_dim_rule(cardinality, fixed=5) == 5
 
 
@@ -136,8 +136,13 @@ def test_fill_missing_numeric(tmp_path, fill):
 
 
 def test_feature_embedding_and_default_ctr_model():
-    spec = data_mod.InputSpec("tabular", (4,), 2, ("a", "b"),
-                              (data_mod.CategoricalColumn("user", 5, 3), data_mod.CategoricalColumn("item", 4, 2)))
+    spec = data_mod.InputSpec(
+        "tabular",
+        (4,),
+        2,
+        ("a", "b"),
+        (data_mod.CategoricalColumn("user", 5, 3), data_mod.CategoricalColumn("item", 4, 2)),
+    )
     torch.manual_seed(0)
     model = build_model("mlp", spec, 2, hidden=(8,))
     assert isinstance(model, EmbeddingMLP)
@@ -157,11 +162,40 @@ def test_feature_embedding_and_default_ctr_model():
 def test_ctr_run_embeddings_selection_and_saved_models(clicks, tmp_path, capsys):
     out, models = tmp_path / "out", tmp_path / "models"
     code, stdout, err = run_cli(
-        ["compare", "--csv", clicks, "--target", "clicked", "--group", "user",
-         "--categorical", "user,item", "--hidden", "16", "--epochs", "6", "--patience", "2",
-         "--lr", "0.01", "--seeds", "2", "--activations", "relu,bsilu", "--pos-weight", "auto",
-         "--save-predictions", "--save-models", str(models), "--out", str(out), "--quiet",
-         "--no-plots"], capsys)
+        [
+            "compare",
+            "--csv",
+            clicks,
+            "--target",
+            "clicked",
+            "--group",
+            "user",
+            "--categorical",
+            "user,item",
+            "--hidden",
+            "16",
+            "--epochs",
+            "6",
+            "--patience",
+            "2",
+            "--lr",
+            "0.01",
+            "--seeds",
+            "2",
+            "--activations",
+            "relu,bsilu",
+            "--pos-weight",
+            "auto",
+            "--save-predictions",
+            "--save-models",
+            str(models),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     cats = {c["name"]: c for c in res["data"]["categorical"]}
@@ -199,28 +233,47 @@ def test_ctr_run_embeddings_selection_and_saved_models(clicks, tmp_path, capsys)
     for p in preds:
         line = source[int(p["row"])]
         numeric = [(float(line[c["name"]]) - c["mean"]) / c["std"] for c in pre["numeric"]]
-        index = [c["vocabulary"].index(line[c["name"]]) + 1 if line[c["name"]] in c["vocabulary"] else 0
-                 for c in pre["categorical"]]
+        index = [
+            c["vocabulary"].index(line[c["name"]]) + 1 if line[c["name"]] in c["vocabulary"] else 0
+            for c in pre["categorical"]
+        ]
         rows.append(numeric + index)
     np.save(tmp_path / "rows.npy", np.array(rows, dtype=np.float32))
-    code = ("import sys, numpy as np, torch, torch_sugar\n"
-            "m = torch.jit.load(sys.argv[1])\n"
-            "with torch.no_grad():\n"
-            "    p = torch.softmax(m(torch.from_numpy(np.load(sys.argv[2]))), 1)[:, 1]\n"
-            "np.save(sys.argv[3], p.double().numpy())\n"
-            "print(sum(1 for n in m.graph.nodes() if 'sugar' in n.kind()) + "
-            "sum(1 for mod in m.modules() if mod.original_name == 'SugarReLU'))\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(models / "bsilu-seed1.torchscript.pt"),
-                           str(tmp_path / "rows.npy"), str(tmp_path / "p.npy")],
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, numpy as np, torch, torch_sugar\n"
+        "m = torch.jit.load(sys.argv[1])\n"
+        "with torch.no_grad():\n"
+        "    p = torch.softmax(m(torch.from_numpy(np.load(sys.argv[2]))), 1)[:, 1]\n"
+        "np.save(sys.argv[3], p.double().numpy())\n"
+        "print(sum(1 for n in m.graph.nodes() if 'sugar' in n.kind()) + "
+        "sum(1 for mod in m.modules() if mod.original_name == 'SugarReLU'))\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(models / "bsilu-seed1.torchscript.pt"),
+            str(tmp_path / "rows.npy"),
+            str(tmp_path / "p.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.strip()) >= 1  # SUGAR is in the saved model
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), [float(p["p_1"]) for p in preds],
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "p.npy"), [float(p["p_1"]) for p in preds], rtol=1e-5, atol=1e-7
+    )
     # the state_dict fits a model built from the same spec
-    spec = data_mod.InputSpec("tabular", tuple(pre["input_spec"]["shape"]), pre["input_spec"]["numeric"],
-                              tuple(pre["input_spec"]["numeric_names"]),
-                              tuple(data_mod.CategoricalColumn(**c) for c in pre["input_spec"]["categorical"]))
+    spec = data_mod.InputSpec(
+        "tabular",
+        tuple(pre["input_spec"]["shape"]),
+        pre["input_spec"]["numeric"],
+        tuple(pre["input_spec"]["numeric_names"]),
+        tuple(data_mod.CategoricalColumn(**c) for c in pre["input_spec"]["categorical"]),
+    )
     model = torch_sugar.convert(build_model("mlp", spec, 2, hidden=(16,)), "bsilu")
     model.load_state_dict(torch.load(models / "bsilu-seed1.state_dict.pt"))
     with torch.no_grad():
@@ -231,10 +284,35 @@ def test_ctr_run_embeddings_selection_and_saved_models(clicks, tmp_path, capsys)
 def test_select_by_auc_and_plain_activation_is_traced(clicks, tmp_path, capsys):
     out, models = tmp_path / "out", tmp_path / "models"
     code, stdout, err = run_cli(
-        ["compare", "--csv", clicks, "--target", "clicked", "--categorical", "user,item",
-         "--hidden", "8", "--epochs", "3", "--seeds", "1", "--activations", "relu,plain:gelu",
-         "--select-by", "auc", "--model", "dcn", "--save-models", str(models), "--out", str(out),
-         "--quiet", "--no-plots"], capsys)
+        [
+            "compare",
+            "--csv",
+            clicks,
+            "--target",
+            "clicked",
+            "--categorical",
+            "user,item",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+            "--seeds",
+            "1",
+            "--activations",
+            "relu,plain:gelu",
+            "--select-by",
+            "auc",
+            "--model",
+            "dcn",
+            "--save-models",
+            str(models),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     for run in res["runs"]:
@@ -247,10 +325,32 @@ def test_select_by_auc_and_plain_activation_is_traced(clicks, tmp_path, capsys):
 def test_model_fn_example(clicks, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, err = run_cli(
-        ["compare", "--csv", clicks, "--target", "clicked", "--group", "user", "--categorical",
-         "user,item", "--model-fn", f"{EXAMPLE}:build", "--epochs", "2", "--seeds", "1",
-         "--activations", "relu,nelu", "--save-models", str(tmp_path / "m"), "--out", str(out),
-         "--no-plots"], capsys)
+        [
+            "compare",
+            "--csv",
+            clicks,
+            "--target",
+            "clicked",
+            "--group",
+            "user",
+            "--categorical",
+            "user,item",
+            "--model-fn",
+            f"{EXAMPLE}:build",
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--activations",
+            "relu,nelu",
+            "--save-models",
+            str(tmp_path / "m"),
+            "--out",
+            str(out),
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "model_fn_example.py:build (ResidualTower" in stdout
     res = json.loads((out / "results.json").read_text())
@@ -259,7 +359,7 @@ def test_model_fn_example(clicks, tmp_path, capsys):
     assert sum(1 for m in scripted.modules() if m.original_name == "SugarReLU") == 5
 
 
-MODEL_FNS = '''
+MODEL_FNS = """
 import torch
 from torch import nn
 
@@ -289,24 +389,28 @@ def raises(spec, n):
     raise RuntimeError("boom")
 
 VALUE = 3
-'''
+"""
 
 
-@pytest.mark.parametrize("func, match", [
-    ("no_relu", "has no nn.ReLU module, so there is nothing to convert to SUGAR"),
-    ("functional_relu", "has no nn.ReLU module"),
-    ("not_a_module", "returned a str, not an nn.Module"),
-    ("wrong_outputs", "returns (2, 4) for 2 rows; expected (2, 3)"),
-    ("wrong_inputs", "fails on a batch of input shape (2, 13)"),
-    ("raises", "(spec, 3) raised RuntimeError: boom"),
-    ("missing", "has no function 'missing'; its functions: Functional, functional_relu, no_relu"),
-    ("VALUE", "has a non-callable 'VALUE'"),
-])
+@pytest.mark.parametrize(
+    "func, match",
+    [
+        ("no_relu", "has no nn.ReLU module, so there is nothing to convert to SUGAR"),
+        ("functional_relu", "has no nn.ReLU module"),
+        ("not_a_module", "returned a str, not an nn.Module"),
+        ("wrong_outputs", "returns (2, 4) for 2 rows; expected (2, 3)"),
+        ("wrong_inputs", "fails on a batch of input shape (2, 13)"),
+        ("raises", "(spec, 3) raised RuntimeError: boom"),
+        ("missing", "has no function 'missing'; its functions: Functional, functional_relu, no_relu"),
+        ("VALUE", "has a non-callable 'VALUE'"),
+    ],
+)
 def test_model_fn_errors(tmp_path, capsys, func, match):
     path = tmp_path / "fns.py"
     path.write_text(MODEL_FNS)
-    code, out, err = run_cli(["compare", "--dataset", "wine", "--model-fn", f"{path}:{func}",
-                              "--epochs", "1", "--quiet"], capsys)
+    code, out, err = run_cli(
+        ["compare", "--dataset", "wine", "--model-fn", f"{path}:{func}", "--epochs", "1", "--quiet"], capsys
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("torch-sugar compare: error: --model-fn: ") and match in err, err
 
@@ -320,9 +424,17 @@ def test_model_fn_import_error(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------- report
 def fake_run(activation, seed, **metrics):
-    run = {"activation": activation, "seed": seed, "status": "done", "selected_by": "loss",
-           "dead_fraction_start": 0.1 * seed, "dead_fraction_end": 0.2, "epoch_seconds": 1.0,
-           "selected_epoch": 3, "uauc_groups": 17}
+    run = {
+        "activation": activation,
+        "seed": seed,
+        "status": "done",
+        "selected_by": "loss",
+        "dead_fraction_start": 0.1 * seed,
+        "dead_fraction_end": 0.2,
+        "epoch_seconds": 1.0,
+        "selected_epoch": 3,
+        "uauc_groups": 17,
+    }
     run.update(metrics)
     return run
 
@@ -330,8 +442,10 @@ def fake_run(activation, seed, **metrics):
 def test_better_tied_worse_and_group_count():
     runs = []
     for seed, (a, b) in enumerate([(0.80, 0.82), (0.80, 0.80), (0.70, 0.65), (0.75, 0.76)]):
-        runs += [fake_run("relu", seed, loss=1 - a, accuracy=a, auc=a, uauc=a),
-                 fake_run("bsilu", seed, loss=1 - b, accuracy=b, auc=b, uauc=b)]
+        runs += [
+            fake_run("relu", seed, loss=1 - a, accuracy=a, auc=a, uauc=a),
+            fake_run("bsilu", seed, loss=1 - b, accuracy=b, auc=b, uauc=b),
+        ]
     summary = summarize(runs, ["relu", "bsilu"], "relu")
     auc = summary["vs_baseline"]["bsilu"]["auc"]
     assert (auc["better"], auc["tied"], auc["worse"]) == (2, 1, 1)
@@ -364,18 +478,46 @@ def test_saved_model_runs_in_cpp(clicks, tmp_path, capsys):
     if not binary or not os.access(binary, os.X_OK):
         pytest.skip("set TORCH_SUGAR_RUN_SCRIPTED to tests/consumer's run_scripted binary")
     models = tmp_path / "models"
-    code, _, err = run_cli(["compare", "--csv", clicks, "--target", "clicked", "--categorical",
-                            "user,item", "--hidden", "8", "--epochs", "1", "--seeds", "1",
-                            "--activations", "nelu", "--save-models", str(models), "--out",
-                            str(tmp_path / "out"), "--quiet", "--no-plots"], capsys)
+    code, _, err = run_cli(
+        [
+            "compare",
+            "--csv",
+            clicks,
+            "--target",
+            "clicked",
+            "--categorical",
+            "user,item",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--activations",
+            "nelu",
+            "--save-models",
+            str(models),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--no-plots",
+        ],
+        capsys,
+    )
     assert code == 0, err
     model = torch.jit.load(str(models / "nelu-seed0.torchscript.pt"))
     pre = json.loads((models / "preprocessing.json").read_text())
     n_cat = len(pre["categorical"])
     torch.manual_seed(0)
-    x = torch.cat([torch.randn(16, len(pre["numeric"])),
-                   torch.stack([torch.randint(0, len(c["vocabulary"]) + 1, (16,)) for c in pre["categorical"]],
-                               1).float()], 1).requires_grad_(True)
+    x = torch.cat(
+        [
+            torch.randn(16, len(pre["numeric"])),
+            torch.stack(
+                [torch.randint(0, len(c["vocabulary"]) + 1, (16,)) for c in pre["categorical"]], 1
+            ).float(),
+        ],
+        1,
+    ).requires_grad_(True)
     assert n_cat == 4
     out = model(x)
     v = torch.randn_like(out)
@@ -392,23 +534,36 @@ def test_saved_model_runs_in_cpp(clicks, tmp_path, capsys):
 
     refs = {"x": x.detach(), "v": v, "out": out.detach(), "grad_x": x.grad}
     torch.jit.script(Tensors(refs)).save(str(tmp_path / "reference.pt"))
-    proc = subprocess.run([binary, str(models / "nelu-seed0.torchscript.pt"), str(tmp_path / "reference.pt")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [binary, str(models / "nelu-seed0.torchscript.pt"), str(tmp_path / "reference.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_synthetic_ctr_command_errors(tmp_path, capsys):
     code, out, err = run_cli(["synthetic-ctr", str(tmp_path / "c.csv"), "--users", "1"], capsys)
-    assert code == 2 and err.strip() == ("torch-sugar synthetic-ctr: error: --users: need 2 <= users "
-                                         "<= rows/5 = 4000, got 1")
-    code, out, err = run_cli(["synthetic-ctr", str(tmp_path / "no" / "c.csv"), "--rows", "500", "--users", "20"], capsys)
+    assert code == 2 and err.strip() == (
+        "torch-sugar synthetic-ctr: error: --users: need 2 <= users <= rows/5 = 4000, got 1"
+    )
+    code, out, err = run_cli(
+        ["synthetic-ctr", str(tmp_path / "no" / "c.csv"), "--rows", "500", "--users", "20"], capsys
+    )
     assert code == 2 and "cannot write" in err and str(tmp_path / "no" / "c.csv") in err
 
 
 def test_validation_curves_start_at_epoch_1():
     from torch_sugar.experiments.report import _curves
-    runs = [{"activation": "relu", "status": "done",
-             "history": [{"val_loss": 2.3 - 0.1 * e, "dead_fraction": 0.1} for e in range(4)]}]
+
+    runs = [
+        {
+            "activation": "relu",
+            "status": "done",
+            "history": [{"val_loss": 2.3 - 0.1 * e, "dead_fraction": 0.1} for e in range(4)],
+        }
+    ]
     epochs, mean, lo, hi = _curves(runs, "relu", "val_loss", first=1)
     assert epochs.tolist() == [1, 2, 3] and mean.tolist() == pytest.approx([2.2, 2.1, 2.0])
     assert _curves(runs, "relu", "dead_fraction")[0].tolist() == [0, 1, 2, 3]
@@ -416,8 +571,13 @@ def test_validation_curves_start_at_epoch_1():
 
 def test_compare_without_scikit_learn(capsys, monkeypatch):
     import importlib.util
+
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    )
     code, out, err = run_cli(["compare", "--quiet"], capsys)
-    assert code == 2 and err.strip() == ("torch-sugar compare: error: needs scikit-learn: pip install "
-                                         "scikit-learn (or pip install 'torch-sugar[experiments]')")
+    assert code == 2 and err.strip() == (
+        "torch-sugar compare: error: needs scikit-learn: pip install "
+        "scikit-learn (or pip install 'torch-sugar[experiments]')"
+    )

@@ -3,26 +3,56 @@ gloo gives the metrics of a single-process run on the same data (within 1e-5 rel
 order of floating-point sums differs), the ranks end every run with identical weights (so they
 applied identical SUGAR gradients), only rank 0 writes, and bad input stops every rank with the
 same one-line error, also when only one rank has it."""
+
 import os
 import subprocess
 import sys
 
 import pytest
-
 from test_compare import load_results, run_cli
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gloo via torchrun on POSIX here")
 
-ARGS = ["compare", "--dataset", "breast_cancer", "--hidden", "16,16", "--epochs", "2", "--seeds",
-        "1", "--activations", "relu,bsilu", "--pos-weight", "auto", "--threads", "1", "--quiet",
-        "--no-plots"]
+ARGS = [
+    "compare",
+    "--dataset",
+    "breast_cancer",
+    "--hidden",
+    "16,16",
+    "--epochs",
+    "2",
+    "--seeds",
+    "1",
+    "--activations",
+    "relu,bsilu",
+    "--pos-weight",
+    "auto",
+    "--threads",
+    "1",
+    "--quiet",
+    "--no-plots",
+]
 
 
 def torchrun(argv, timeout=180):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node", "2", "-m", "torch_sugar"] + argv,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "torch_sugar",
+        ]
+        + argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_ddp_two_ranks_match_one_process(tmp_path, capsys):
@@ -34,7 +64,11 @@ def test_ddp_two_ranks_match_one_process(tmp_path, capsys):
     assert ddp["config"]["world_size"] == 2 and single["config"]["world_size"] == 1
     assert proc.stdout.count("results: ") == 1  # rank 0 alone prints and writes
     for a, b in zip(ddp["runs"], single["runs"]):
-        assert (a["activation"], a["seed"], a["selected_epoch"]) == (b["activation"], b["seed"], b["selected_epoch"])
+        assert (a["activation"], a["seed"], a["selected_epoch"]) == (
+            b["activation"],
+            b["seed"],
+            b["selected_epoch"],
+        )
         for key in ("loss", "accuracy", "auc", "pr_auc"):
             assert a[key] == pytest.approx(b[key], rel=1e-5), key
         for ha, hb in zip(a["history"][1:], b["history"][1:]):
@@ -49,12 +83,25 @@ def test_ddp_bad_input_on_one_rank_stops_every_rank(tmp_path):
     """A --model-fn that fails on rank 1 only: rank 0 must not go on into training (it would wait
     for rank 1 forever); both ranks print rank 1's error and stop."""
     fn = tmp_path / "model.py"
-    fn.write_text("import os\nfrom torch import nn\n\n\ndef build(spec, n_outputs):\n"
-                  "    if os.environ.get('RANK') == '1':\n"
-                  "        raise ValueError('broken on rank 1')\n"
-                  "    return nn.Sequential(nn.Linear(spec.shape[0], 8), nn.ReLU(), nn.Linear(8, n_outputs))\n")
-    proc = torchrun(["compare", "--dataset", "wine", "--model-fn", f"{fn}:build", "--quiet",
-                     "--out", str(tmp_path / "out")], timeout=120)
+    fn.write_text(
+        "import os\nfrom torch import nn\n\n\ndef build(spec, n_outputs):\n"
+        "    if os.environ.get('RANK') == '1':\n"
+        "        raise ValueError('broken on rank 1')\n"
+        "    return nn.Sequential(nn.Linear(spec.shape[0], 8), nn.ReLU(), nn.Linear(8, n_outputs))\n"
+    )
+    proc = torchrun(
+        [
+            "compare",
+            "--dataset",
+            "wine",
+            "--model-fn",
+            f"{fn}:build",
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        timeout=120,
+    )
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("torch-sugar compare: error:")]
     assert len(errors) == 2 and errors[0] == errors[1], proc.stderr[-3000:]

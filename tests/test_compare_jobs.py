@@ -1,5 +1,6 @@
 """``torch-sugar compare --jobs N``: runs in spawned worker processes give the same numbers, bit
 for bit on the CPU, as the serial run; Ctrl-C stops every worker and keeps the finished runs."""
+
 import os
 import signal
 import subprocess
@@ -8,7 +9,6 @@ import time
 
 import pytest
 import torch
-
 from test_compare import load_results, run_cli
 
 TIMING_KEYS = ("epoch_seconds", "train_seconds")
@@ -16,19 +16,41 @@ TIMING_KEYS = ("epoch_seconds", "train_seconds")
 
 def _without_timings(run):
     run = {k: v for k, v in run.items() if k not in TIMING_KEYS + ("saved",)}
-    run["history"] = [{k: v for k, v in h.items() if k not in ("train_seconds", "train_rows_per_second")} for h in run["history"]]
+    run["history"] = [
+        {k: v for k, v in h.items() if k not in ("train_seconds", "train_rows_per_second")}
+        for h in run["history"]
+    ]
     return run
 
 
 def test_jobs_2_gives_the_serial_numbers(tmp_path, capsys):
-    base = ["compare", "--dataset", "breast_cancer", "--epochs", "2", "--seeds", "2",
-            "--hidden", "16,16", "--activations", "relu,bsilu", "--dropout", "0.1",
-            "--threads", "1", "--quiet", "--no-plots", "--save-predictions"]
+    base = [
+        "compare",
+        "--dataset",
+        "breast_cancer",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--hidden",
+        "16,16",
+        "--activations",
+        "relu,bsilu",
+        "--dropout",
+        "0.1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--no-plots",
+        "--save-predictions",
+    ]
     results = {}
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}"
-        code, _, err = run_cli(base + ["--jobs", jobs, "--out", str(out),
-                                       "--save-models", str(tmp_path / f"models{jobs}")], capsys)
+        code, _, err = run_cli(
+            base + ["--jobs", jobs, "--out", str(out), "--save-models", str(tmp_path / f"models{jobs}")],
+            capsys,
+        )
         assert code == 0, err
         results[jobs] = load_results(out)
     serial, parallel = results["1"], results["2"]
@@ -41,14 +63,17 @@ def test_jobs_2_gives_the_serial_numbers(tmp_path, capsys):
     assert [_without_timings(r) for r in parallel["runs"]] == [_without_timings(r) for r in serial["runs"]]
     assert serial["runs"][0]["loss"] != serial["runs"][2]["loss"]  # the seeds differ
     for name in sorted(os.listdir(tmp_path / "jobs1" / "predictions")):
-        assert ((tmp_path / "jobs2" / "predictions" / name).read_bytes()
-                == (tmp_path / "jobs1" / "predictions" / name).read_bytes())
+        assert (tmp_path / "jobs2" / "predictions" / name).read_bytes() == (
+            tmp_path / "jobs1" / "predictions" / name
+        ).read_bytes()
     for a, b in zip(serial["runs"], parallel["runs"]):  # saved by the workers: the same weights
         sa, sb = torch.load(a["saved"]["state_dict"]), torch.load(b["saved"]["state_dict"])
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
         assert os.path.exists(b["saved"]["torchscript"]) and "models2" in b["saved"]["torchscript"]
     for key in ("loss", "accuracy", "auc"):
-        assert parallel["summary"]["vs_baseline"]["bsilu"][key] == serial["summary"]["vs_baseline"]["bsilu"][key]
+        assert (
+            parallel["summary"]["vs_baseline"]["bsilu"][key] == serial["summary"]["vs_baseline"]["bsilu"][key]
+        )
 
 
 def _group_alive(pgid: int) -> bool:
@@ -63,11 +88,30 @@ def _group_alive(pgid: int) -> bool:
 def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C does, once a run is written."""
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "torch_sugar", "compare", "--jobs", "2", "--epochs", "3",
-            "--seeds", "8", "--hidden", "16,16", "--activations", "relu,bsilu", "--threads", "1",
-            "--no-plots", "--out", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "torch_sugar",
+        "compare",
+        "--jobs",
+        "2",
+        "--epochs",
+        "3",
+        "--seeds",
+        "8",
+        "--hidden",
+        "16,16",
+        "--activations",
+        "relu,bsilu",
+        "--threads",
+        "1",
+        "--no-plots",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
@@ -95,6 +139,9 @@ def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
     deadline = time.monotonic() + 10
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _group_alive(proc.pid), ("worker processes outlived the interrupted compare: "
-                                        + subprocess.run(["ps", "-o", "pid,stat,args", "-g", str(proc.pid)],
-                                                         capture_output=True, text=True).stdout)
+    assert not _group_alive(proc.pid), (
+        "worker processes outlived the interrupted compare: "
+        + subprocess.run(
+            ["ps", "-o", "pid,stat,args", "-g", str(proc.pid)], capture_output=True, text=True
+        ).stdout
+    )

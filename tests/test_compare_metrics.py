@@ -1,4 +1,5 @@
 """The experiment tool's metric functions and activation parsing, against hand-computed values."""
+
 import math
 
 import numpy as np
@@ -27,10 +28,18 @@ def auc_by_pairs(y, s):
 #       0.2=0.2 (tie, 1/2), 0.2>0.1                                    -> AUC 3.5/4 = 0.875
 #   u3: positives only, u4: negatives only                             -> left out
 #   uAUC = (0.5 + 0.875) / 2 = 0.6875
-TABLE = [("u1", 1, 0.9), ("u1", 0, 0.3), ("u1", 0, 0.95),
-         ("u2", 0, 0.2), ("u2", 1, 0.4), ("u2", 1, 0.2), ("u2", 0, 0.1),
-         ("u3", 1, 0.5), ("u3", 1, 0.7),
-         ("u4", 0, 0.6)]
+TABLE = [
+    ("u1", 1, 0.9),
+    ("u1", 0, 0.3),
+    ("u1", 0, 0.95),
+    ("u2", 0, 0.2),
+    ("u2", 1, 0.4),
+    ("u2", 1, 0.2),
+    ("u2", 0, 0.1),
+    ("u3", 1, 0.5),
+    ("u3", 1, 0.7),
+    ("u4", 0, 0.6),
+]
 
 
 def test_uauc_on_hand_table():
@@ -77,8 +86,9 @@ def test_weighted_loss_matches_torch_cross_entropy():
     y = torch.tensor(rng.integers(0, 2, 50))
     weight = torch.tensor([1.0, 7.5], dtype=torch.float64)
     m = classification_metrics(y.numpy(), torch.log_softmax(logits, 1).numpy(), class_weight=weight.numpy())
-    assert m["weighted_loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y, weight=weight)),
-                                               abs=1e-12)
+    assert m["weighted_loss"] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, y, weight=weight)), abs=1e-12
+    )
     assert m["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), abs=1e-12)
 
 
@@ -120,29 +130,41 @@ def test_paired_test_by_hand():
 
 def test_parse_activations():
     specs = parse_activations("relu, bsilu,nelu:0.05,nelu-neg,bsilu:1.5-neg,plain:gelu,plain:elu:0.5")
-    assert [s.label for s in specs] == ["relu", "bsilu", "nelu:0.05", "nelu-neg", "bsilu-neg:1.5",
-                                        "plain:gelu", "plain:elu:0.5"]
+    assert [s.label for s in specs] == [
+        "relu",
+        "bsilu",
+        "nelu:0.05",
+        "nelu-neg",
+        "bsilu-neg:1.5",
+        "plain:gelu",
+        "plain:elu:0.5",
+    ]
     assert [s.kind for s in specs] == ["relu", "sugar", "sugar", "sugar", "sugar", "plain", "plain"]
     assert specs[4].negative_only and specs[4].alpha == 1.5
     assert parse_activations("elu", negative_only=True)[0].label == "elu-neg"
 
 
-@pytest.mark.parametrize("text, match", [
-    ("relu,foo", r"unknown activation 'foo'; valid names: relu, .*bsilu"),
-    ("plain:foo", r"unknown smooth function in 'plain:foo'"),
-    ("bsilu:abc", r"alpha in 'bsilu:abc' must be a number"),
-    ("gelu:0.5", r"'gelu:0.5' is not valid"),
-    ("relu,bsilu,bsilu", r"'bsilu' is listed twice"),
-    ("relu-neg", r"unknown activation 'relu-neg'"),
-    ("", r"empty name"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("relu,foo", r"unknown activation 'foo'; valid names: relu, .*bsilu"),
+        ("plain:foo", r"unknown smooth function in 'plain:foo'"),
+        ("bsilu:abc", r"alpha in 'bsilu:abc' must be a number"),
+        ("gelu:0.5", r"'gelu:0.5' is not valid"),
+        ("relu,bsilu,bsilu", r"'bsilu' is listed twice"),
+        ("relu-neg", r"unknown activation 'relu-neg'"),
+        ("", r"empty name"),
+    ],
+)
 def test_parse_activation_errors(text, match):
     with pytest.raises(UsageError, match=match):
         parse_activations(text)
 
 
 def test_convert_spec_puts_the_right_modules_in():
-    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3), torch.nn.ReLU())
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3), torch.nn.ReLU()
+    )
     relu, sugar, plain = parse_activations("relu,nelu-neg:0.05,plain:mish")
     assert relu.apply(model) is model and isinstance(model[1], torch.nn.ReLU)
     sugar.apply(model)

@@ -1,6 +1,7 @@
 """``torch-sugar compare --parquet``: Parquet files (one, or a directory) read with pyarrow give
 the same data, and the same results, as the same table written as CSV; the column flags and the
 errors are those of --csv."""
+
 import numpy as np
 import pytest
 
@@ -8,10 +9,10 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pa_csv = pytest.importorskip("pyarrow.csv")
 
-from torch_sugar.experiments import data as data_mod  # noqa: E402
-
 from test_compare import load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
+
+from torch_sugar.experiments import data as data_mod  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,9 @@ def clicks(tmp_path_factory):
     pq.write_table(table, str(root / "clicks.parquet"), row_group_size=700)
     (root / "parts").mkdir()
     for i, start in enumerate((0, 1000, 2000)):
-        pq.write_table(table.slice(start, 1000), str(root / "parts" / f"part-{i}.parquet"),
-                       row_group_size=300)
+        pq.write_table(
+            table.slice(start, 1000), str(root / "parts" / f"part-{i}.parquet"), row_group_size=300
+        )
     return {"csv": str(csv_path), "file": str(root / "clicks.parquet"), "dir": str(root / "parts")}
 
 
@@ -39,8 +41,13 @@ def assert_same_raw(a, b):
     np.testing.assert_array_equal(a.y, b.y)
     np.testing.assert_array_equal(a.cat, b.cat)
     np.testing.assert_array_equal(a.groups, b.groups)
-    assert (a.feature_names, a.cat_names, a.class_names, a.group_name, a.fill) == \
-        (b.feature_names, b.cat_names, b.class_names, b.group_name, b.fill)
+    assert (a.feature_names, a.cat_names, a.class_names, a.group_name, a.fill) == (
+        b.feature_names,
+        b.cat_names,
+        b.class_names,
+        b.group_name,
+        b.fill,
+    )
 
 
 @pytest.mark.parametrize("which", ["file", "dir"])
@@ -56,17 +63,21 @@ def test_parquet_reads_as_the_csv(clicks, which):
 
 def test_typed_columns_nulls_na_values_and_fill(tmp_path):
     """Nulls, NaN, --na-values, --fill and dictionary/bool columns: the same as the CSV text."""
-    csv_text = ("n,f,city,flag,y\n"
-                "1,0.5,paris,true,no\n2,,?,false,yes\n3,1.25,,true,no\n4,2.5,rome,false,yes\n"
-                "5,,paris,true,no\n6,3.0,rome,false,yes\n")
+    csv_text = (
+        "n,f,city,flag,y\n"
+        "1,0.5,paris,true,no\n2,,?,false,yes\n3,1.25,,true,no\n4,2.5,rome,false,yes\n"
+        "5,,paris,true,no\n6,3.0,rome,false,yes\n"
+    )
     (tmp_path / "t.csv").write_text(csv_text)
-    table = pa.table({
-        "n": pa.array([1, 2, 3, 4, 5, 6], pa.int32()),
-        "f": pa.array([0.5, None, 1.25, 2.5, float("nan"), 3.0], pa.float64()),
-        "city": pa.array(["paris", "?", None, "rome", "paris", "rome"]).dictionary_encode(),
-        "flag": pa.array([True, False, True, False, True, False]),
-        "y": pa.array(["no", "yes", "no", "yes", "no", "yes"]),
-    })
+    table = pa.table(
+        {
+            "n": pa.array([1, 2, 3, 4, 5, 6], pa.int32()),
+            "f": pa.array([0.5, None, 1.25, 2.5, float("nan"), 3.0], pa.float64()),
+            "city": pa.array(["paris", "?", None, "rome", "paris", "rome"]).dictionary_encode(),
+            "flag": pa.array([True, False, True, False, True, False]),
+            "y": pa.array(["no", "yes", "no", "yes", "no", "yes"]),
+        }
+    )
     pq.write_table(table, str(tmp_path / "t.parquet"))
     kwargs = dict(na_values=["?"], fill="mean")
     from_csv = data_mod.load_csv(str(tmp_path / "t.csv"), "y", **kwargs)
@@ -78,37 +89,69 @@ def test_typed_columns_nulls_na_values_and_fill(tmp_path):
 
 
 def test_compare_on_parquet_gives_the_csv_results(clicks, tmp_path, capsys):
-    common = ["--target", "clicked", "--group", "user", "--categorical", "user,item",
-              "--hidden", "16", "--epochs", "1", "--seeds", "1", "--activations", "relu,bsilu",
-              "--quiet", "--no-plots", "--threads", "1"]
+    common = [
+        "--target",
+        "clicked",
+        "--group",
+        "user",
+        "--categorical",
+        "user,item",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--activations",
+        "relu,bsilu",
+        "--quiet",
+        "--no-plots",
+        "--threads",
+        "1",
+    ]
     runs = {}
     for source, path in (("--csv", clicks["csv"]), ("--parquet", clicks["dir"])):
         out = tmp_path / source.strip("-")
         code, _, err = run_cli(["compare", source, path, "--out", str(out)] + common, capsys)
         assert code == 0, err
         res = load_results(out)
-        runs[source] = [{k: r[k] for k in ("activation", "loss", "accuracy", "auc", "uauc", "dead_end")}
-                        for r in res["runs"]]
+        runs[source] = [
+            {k: r[k] for k in ("activation", "loss", "accuracy", "auc", "uauc", "dead_end")}
+            for r in res["runs"]
+        ]
         assert res["data"]["n_train"] + res["data"]["n_val"] + res["data"]["n_test"] == 3000
     assert runs["--parquet"] == runs["--csv"]
 
 
-@pytest.mark.parametrize("case, extra, match", [
-    ("missing", ["--target", "clicked"], "--parquet: no such file or directory: "),
-    ("not_parquet", ["--target", "clicked"], "--parquet: cannot read "),
-    ("empty_dir", ["--target", "clicked"], "has no .parquet files"),
-    ("mixed", ["--target", "clicked"], "has the columns a, clicked; the first file has"),
-    ("file", ["--target", "nope"], "--target: column 'nope' is not in"),
-    ("file", ["--target", "clicked", "--ignore", "nope"], "--ignore: column 'nope' is not in"),
-    ("file", ["--target", "clicked", "--categorical", "clicked"],
-     "--categorical: 'clicked' is the --target column"),
-    ("nulls", ["--target", "clicked"], "--target: target column 'clicked' has 1 missing value(s) "
-                                       "(empty), first on row 1 of"),
-    ("file", [], "--parquet needs --target COL"),
-])
+@pytest.mark.parametrize(
+    "case, extra, match",
+    [
+        ("missing", ["--target", "clicked"], "--parquet: no such file or directory: "),
+        ("not_parquet", ["--target", "clicked"], "--parquet: cannot read "),
+        ("empty_dir", ["--target", "clicked"], "has no .parquet files"),
+        ("mixed", ["--target", "clicked"], "has the columns a, clicked; the first file has"),
+        ("file", ["--target", "nope"], "--target: column 'nope' is not in"),
+        ("file", ["--target", "clicked", "--ignore", "nope"], "--ignore: column 'nope' is not in"),
+        (
+            "file",
+            ["--target", "clicked", "--categorical", "clicked"],
+            "--categorical: 'clicked' is the --target column",
+        ),
+        (
+            "nulls",
+            ["--target", "clicked"],
+            "--target: target column 'clicked' has 1 missing value(s) (empty), first on row 1 of",
+        ),
+        ("file", [], "--parquet needs --target COL"),
+    ],
+)
 def test_parquet_errors(clicks, tmp_path, capsys, case, extra, match):
-    paths = {"missing": str(tmp_path / "nothing.parquet"), "file": clicks["file"],
-             "not_parquet": clicks["csv"], "empty_dir": str(tmp_path)}
+    paths = {
+        "missing": str(tmp_path / "nothing.parquet"),
+        "file": clicks["file"],
+        "not_parquet": clicks["csv"],
+        "empty_dir": str(tmp_path),
+    }
     if case == "mixed":
         (tmp_path / "mixed").mkdir()
         pq.write_table(pa.table({"a": [1.0, 2.0], "clicked": [0, 1]}), str(tmp_path / "mixed" / "1.parquet"))
@@ -124,16 +167,19 @@ def test_parquet_errors(clicks, tmp_path, capsys, case, extra, match):
 def test_synthetic_ctr_parquet_is_make_synthetic_ctr(tmp_path, capsys):
     """`torch-sugar synthetic-ctr F.parquet`: the rows of make_synthetic_ctr, written a chunk at a
     time (the first chunk is make_synthetic_ctr of that many rows)."""
-    code, out, err = run_cli(["synthetic-ctr", str(tmp_path / "c.parquet"), "--rows", "3000",
-                              "--users", "60", "--seed", "5"], capsys)
+    code, out, err = run_cli(
+        ["synthetic-ctr", str(tmp_path / "c.parquet"), "--rows", "3000", "--users", "60", "--seed", "5"],
+        capsys,
+    )
     assert code == 0, err
     raw = data_mod.make_synthetic_ctr(3000, 60, seed=5)
     got = data_mod.load_parquet(str(tmp_path / "c.parquet"), "clicked", categorical=[])
     np.testing.assert_array_equal(got.x, raw.x)
     np.testing.assert_array_equal(got.cat, raw.cat)
     np.testing.assert_array_equal(got.y, raw.y)
-    rate = data_mod.write_synthetic_ctr_parquet(str(tmp_path / "chunks.parquet"), 3000, 60, seed=5,
-                                                chunk=1000, row_group_size=400)
+    rate = data_mod.write_synthetic_ctr_parquet(
+        str(tmp_path / "chunks.parquet"), 3000, 60, seed=5, chunk=1000, row_group_size=400
+    )
     chunked = pq.ParquetFile(str(tmp_path / "chunks.parquet"))
     assert chunked.metadata.num_rows == 3000 and chunked.num_row_groups == 9
     first = data_mod.make_synthetic_ctr(1000, 60, seed=5)

@@ -1,6 +1,7 @@
 """``torch-sugar compare --parquet PATH --stream``: the one streaming pass computes the statistics
 that numpy computes from the whole table, the training stream yields every training row once per
 epoch in a shuffled order, and a streamed run completes."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,15 +10,28 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pa_csv = pytest.importorskip("pyarrow.csv")
 
+from test_compare import load_results, run_cli  # noqa: E402
+from test_compare_errors import assert_one_line_error  # noqa: E402
+
 from torch_sugar import cli  # noqa: E402
 from torch_sugar.experiments import data as data_mod  # noqa: E402
 from torch_sugar.experiments import stream as stream_mod  # noqa: E402
 
-from test_compare import load_results, run_cli  # noqa: E402
-from test_compare_errors import assert_one_line_error  # noqa: E402
-
-FLAGS = ["--target", "clicked", "--group", "user", "--categorical", "user,item", "--stream",
-         "--ignore", "hour_cos", "--batch-size", "64", "--shuffle-buffer", "300"]
+FLAGS = [
+    "--target",
+    "clicked",
+    "--group",
+    "user",
+    "--categorical",
+    "user,item",
+    "--stream",
+    "--ignore",
+    "hour_cos",
+    "--batch-size",
+    "64",
+    "--shuffle-buffer",
+    "300",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +56,21 @@ def reference(table, seed=0):
     """numpy over the whole table: the training rows' statistics and encoded rows."""
     part = stream_mod.split_of(np.arange(table.num_rows), seed, 0.15, 0.2)
     train = part == 0
-    numeric = [n for n in table.column_names if n not in ("user", "item", "ad_category", "device",
-                                                          "clicked", "hour_cos")]
+    numeric = [
+        n
+        for n in table.column_names
+        if n not in ("user", "item", "ad_category", "device", "clicked", "hour_cos")
+    ]
     x = np.stack([table.column(n).to_numpy() for n in numeric], axis=1)[train]
     mean, std = x.mean(axis=0), x.std(axis=0)
-    cats = {c: np.asarray(table.column(c).to_pylist(), dtype=object)[train]
-            for c in ("user", "item", "ad_category", "device")}
+    cats = {
+        c: np.asarray(table.column(c).to_pylist(), dtype=object)[train]
+        for c in ("user", "item", "ad_category", "device")
+    }
     vocab = {c: sorted(set(v.tolist())) for c, v in cats.items()}
-    idx = [np.array([vocab[c].index(v) + 1 for v in cats[c]]) for c in ("user", "item", "ad_category", "device")]
+    idx = [
+        np.array([vocab[c].index(v) + 1 for v in cats[c]]) for c in ("user", "item", "ad_category", "device")
+    ]
     rows = np.concatenate([(x - mean) / std, np.stack(idx, axis=1)], axis=1)
     y = np.asarray(table.column("clicked").to_numpy())[train]
     return part, numeric, mean, std, vocab, rows, y
@@ -71,7 +92,9 @@ def test_scan_matches_numpy_on_the_whole_table(parts):
     # the held-out rows: the validation part, in file order, encoded like the training rows
     val_rows = np.flatnonzero(part == 1)
     np.testing.assert_array_equal(data.val.rows, val_rows)
-    np.testing.assert_array_equal(data.val.groups, np.asarray(table.column("user").to_pylist(), object)[val_rows])
+    np.testing.assert_array_equal(
+        data.val.groups, np.asarray(table.column("user").to_pylist(), object)[val_rows]
+    )
     np.testing.assert_allclose(data.example_rows().numpy(), rows[:2], rtol=1e-5, atol=1e-6)
 
 
@@ -103,9 +126,25 @@ def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts):
 def test_compare_stream_run(parts, tmp_path, capsys):
     path, _ = parts
     out = tmp_path / "out"
-    code, _, err = run_cli(["compare", "--parquet", path] + FLAGS +
-                           ["--hidden", "16", "--epochs", "2", "--seeds", "1", "--activations",
-                            "relu,bsilu", "--quiet", "--no-plots", "--out", str(out)], capsys)
+    code, _, err = run_cli(
+        ["compare", "--parquet", path]
+        + FLAGS
+        + [
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--activations",
+            "relu,bsilu",
+            "--quiet",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = load_results(out)
     assert res["complete"] and [r["epochs_run"] for r in res["runs"]] == [2, 2]
@@ -114,16 +153,25 @@ def test_compare_stream_run(parts, tmp_path, capsys):
     assert res["data"]["n_train"] + res["data"]["n_val"] + res["data"]["n_test"] == 3000
 
 
-@pytest.mark.parametrize("extra, match", [
-    (["--dataset", "wine", "--stream"], "--stream only applies to --parquet"),
-    (["--parquet", "{path}", "--stream", "--target", "nope"], "--target: column 'nope' is not in"),
-    (["--parquet", "{path}", "--stream", "--target", "clicked", "--limit", "100"],
-     "--limit does not apply to --stream"),
-    (["--parquet", "{path}", "--stream", "--target", "clicked", "--jobs", "2"],
-     "--jobs: not with --stream yet"),
-    (["--parquet", "{path}", "--target", "clicked", "--shuffle-buffer", "10"],
-     "--shuffle-buffer only applies to --stream"),
-])
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--dataset", "wine", "--stream"], "--stream only applies to --parquet"),
+        (["--parquet", "{path}", "--stream", "--target", "nope"], "--target: column 'nope' is not in"),
+        (
+            ["--parquet", "{path}", "--stream", "--target", "clicked", "--limit", "100"],
+            "--limit does not apply to --stream",
+        ),
+        (
+            ["--parquet", "{path}", "--stream", "--target", "clicked", "--jobs", "2"],
+            "--jobs: not with --stream yet",
+        ),
+        (
+            ["--parquet", "{path}", "--target", "clicked", "--shuffle-buffer", "10"],
+            "--shuffle-buffer only applies to --stream",
+        ),
+    ],
+)
 def test_stream_errors(parts, capsys, extra, match):
     code, _, err = run_cli(["compare", "--quiet"] + [e.format(path=parts[0]) for e in extra], capsys)
     assert_one_line_error(code, err, match)

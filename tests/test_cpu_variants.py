@@ -13,6 +13,7 @@ Also checked: the automatic choice is the best variant the CPU has (from /proc/c
 an unsupported or unknown variant fails with a clear error, and no AVX instruction of the ISA
 objects can reach the portable code (symbols and disassembly).
 """
+
 import glob
 import os
 import re
@@ -36,6 +37,7 @@ LENGTHS = (1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 65537)
 
 # ---------------------------------------------------------------------------------------------
 # What this CPU can run, read independently of the library.
+
 
 def cpu_flags():
     try:
@@ -67,16 +69,59 @@ def is_x86_64_linux():
 # ---------------------------------------------------------------------------------------------
 # The worker: runs in a subprocess with SUGAR_CPU_CAPABILITY set, saves everything to a file.
 
+
 def make_inputs():
     gen = torch.Generator().manual_seed(1234)
     specials = torch.tensor(
-        [0.0, -0.0, 1e-30, -1e-30, 1e-45, -1e-45, 1e-38, -1e-38, 0.5, -0.5, 1.0, -1.0,
-         -0.75, -0.7517915, -1.1906, -1.278464, -2.7, 30.0, -30.0, 50.0, -50.0, 50.5, -50.5,
-         88.0, -88.0, 103.0, -103.0, 105.0, -105.0, 1e4, -1e4, 1e19, -1e19, 1e30, -1e30,
-         3.4028234663852886e38, -3.4028234663852886e38,
-         float("nan"), float("inf"), float("-inf")], dtype=torch.float64)
-    parts = [specials, torch.linspace(-100, 100, 4001, dtype=torch.float64),
-             torch.randn(3000, generator=gen, dtype=torch.float64) * 3]
+        [
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            1e-45,
+            -1e-45,
+            1e-38,
+            -1e-38,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            -0.75,
+            -0.7517915,
+            -1.1906,
+            -1.278464,
+            -2.7,
+            30.0,
+            -30.0,
+            50.0,
+            -50.0,
+            50.5,
+            -50.5,
+            88.0,
+            -88.0,
+            103.0,
+            -103.0,
+            105.0,
+            -105.0,
+            1e4,
+            -1e4,
+            1e19,
+            -1e19,
+            1e30,
+            -1e30,
+            3.4028234663852886e38,
+            -3.4028234663852886e38,
+            float("nan"),
+            float("inf"),
+            float("-inf"),
+        ],
+        dtype=torch.float64,
+    )
+    parts = [
+        specials,
+        torch.linspace(-100, 100, 4001, dtype=torch.float64),
+        torch.randn(3000, generator=gen, dtype=torch.float64) * 3,
+    ]
     x = torch.cat(parts)
     g = torch.randn(x.numel(), generator=gen, dtype=torch.float64)
     g[: specials.numel()] = 1.0  # specials with a plain unit gradient
@@ -98,7 +143,8 @@ def worker(out_path):
             for neg in (False, True):
                 key = (dtype_name, s, neg)
                 result["cases"][key] = {
-                    "x": x, "g": g,
+                    "x": x,
+                    "g": g,
                     "fwd": torch.ops.sugar.relu(x, s, None, neg),
                     "bwd": torch.ops.sugar.relu_backward(g, x, s, None, neg),
                 }
@@ -108,15 +154,25 @@ def worker(out_path):
             xn = (torch.randn(n, generator=gen, dtype=torch.float64) * 4).to(dtype)
             gn = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
             result["cases"][(dtype_name, "bsilu", "len", n)] = {
-                "x": xn, "g": gn,
+                "x": xn,
+                "g": gn,
                 "fwd": torch.ops.sugar.relu(xn, "bsilu", None, False),
                 "bwd": torch.ops.sugar.relu_backward(gn, xn, "bsilu", None, False),
             }
         # NaN payloads, signs of NaN and zero, subnormals and infinities: the forward pass returns
         # the input's bits wherever x is not negative.
         patterns = {
-            "float32": [0x7FC00001, 0xFFC00001, 0x7F800001, 0xFF800000, 0x7F800000, 0x80000000,
-                        0x80000001, 0x00000001, 0xBF800000],
+            "float32": [
+                0x7FC00001,
+                0xFFC00001,
+                0x7F800001,
+                0xFF800000,
+                0x7F800000,
+                0x80000000,
+                0x80000001,
+                0x00000001,
+                0xBF800000,
+            ],
             "bfloat16": [0x7FC1, 0xFFC1, 0x7F81, 0xFF81, 0xFF80, 0x7F80, 0x8000, 0x8001, 0x0001, 0xBF80],
             "float16": [0x7E01, 0xFE01, 0x7C01, 0xFC01, 0xFC00, 0x7C00, 0x8000, 0x8001, 0x0001, 0xBC00],
         }.get(dtype_name)
@@ -127,8 +183,11 @@ def worker(out_path):
             # Repeated past every vector width, so both the vector loop and the tail see them.
             xp = torch.tensor(signed * 9, dtype=itype).view(dtype)
             result["cases"][(dtype_name, "relu", "bits", 0)] = {
-                "x": xp, "g": torch.ones_like(xp), "fwd": torch.ops.sugar.relu(xp, "relu", None, False),
-                "bwd": torch.ops.sugar.relu_backward(torch.ones_like(xp), xp, "relu", None, False)}
+                "x": xp,
+                "g": torch.ones_like(xp),
+                "fwd": torch.ops.sugar.relu(xp, "relu", None, False),
+                "bwd": torch.ops.sugar.relu_backward(torch.ones_like(xp), xp, "relu", None, False),
+            }
         # Large 16-bit tensors take d(x) from a table of all 65536 inputs (kernels.h): the
         # result must be bit for bit the computing kernel's, which small chunks still use.
         if dtype_name in ("bfloat16", "float16"):
@@ -137,10 +196,19 @@ def worker(out_path):
             for s in CANONICAL_SURROGATES:
                 for neg in (False, True):
                     big = torch.ops.sugar.relu_backward(gb, xb, s, None, neg)
-                    chunks = torch.cat([torch.ops.sugar.relu_backward(gc, xc, s, None, neg)
-                                        for gc, xc in zip(gb.split(9000), xb.split(9000))])
+                    chunks = torch.cat(
+                        [
+                            torch.ops.sugar.relu_backward(gc, xc, s, None, neg)
+                            for gc, xc in zip(gb.split(9000), xb.split(9000))
+                        ]
+                    )
                     result["cases"][(dtype_name, s, "table", neg)] = {
-                        "x": xb, "g": gb, "fwd": torch.relu(xb), "bwd": big, "bwd_chunked": chunks}
+                        "x": xb,
+                        "g": gb,
+                        "fwd": torch.relu(xb),
+                        "bwd": big,
+                        "bwd_chunked": chunks,
+                    }
         # The same values in other layouts: every other element of a buffer (strided), and the
         # first 200 (the special values among them) one element per call (a vector's tail).
         xs = torch.zeros(2 * x.numel(), dtype=dtype)[::2]
@@ -150,17 +218,24 @@ def worker(out_path):
         for s in CANONICAL_SURROGATES:
             for neg in (False, True):
                 result["cases"][(dtype_name, s, "layouts", neg)] = {
-                    "x": x, "g": g, "fwd": torch.ops.sugar.relu(xs, s, None, neg),
+                    "x": x,
+                    "g": g,
+                    "fwd": torch.ops.sugar.relu(xs, s, None, neg),
                     "bwd": result["cases"][(dtype_name, s, neg)]["bwd"],
                     "bwd_strided": torch.ops.sugar.relu_backward(gs, xs, s, None, neg),
-                    "bwd_single": torch.cat([torch.ops.sugar.relu_backward(g[i:i + 1], x[i:i + 1], s, None, neg)
-                                             for i in range(200)]),
+                    "bwd_single": torch.cat(
+                        [
+                            torch.ops.sugar.relu_backward(g[i : i + 1], x[i : i + 1], s, None, neg)
+                            for i in range(200)
+                        ]
+                    ),
                 }
         base = (torch.randn(64, 33, generator=gen, dtype=torch.float64) * 4).to(dtype)
         xs = base[:, 1::2]  # strided rows
         gs = torch.randn(33, 64, generator=gen, dtype=torch.float64).to(dtype).t()[:, 1::2]
         result["cases"][(dtype_name, "mish", "strided", 0)] = {
-            "x": xs.contiguous(), "g": gs.contiguous(),
+            "x": xs.contiguous(),
+            "g": gs.contiguous(),
             "fwd": torch.ops.sugar.relu(xs, "mish", None, False).contiguous(),
             "bwd": torch.ops.sugar.relu_backward(gs, xs, "mish", None, False).contiguous(),
         }
@@ -170,8 +245,13 @@ def worker(out_path):
 def run_worker(variant, tmp_path):
     out = tmp_path / f"variant_{variant}.pt"
     env = dict(os.environ, SUGAR_CPU_CAPABILITY=variant)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"worker for {variant} failed:\n{proc.stdout}\n{proc.stderr}"
     return torch.load(out, weights_only=False)
 
@@ -179,7 +259,9 @@ def run_worker(variant, tmp_path):
 def reference_backward(s, neg, g64, x64):
     """tests/reference.py's grad_input in float64, as a tensor (NaN/inf inputs give what they give)."""
     with np.errstate(all="ignore"):
-        return torch.from_numpy(np.asarray(grad_input(s, g64.numpy(), x64.numpy(), None, neg), dtype=np.float64))
+        return torch.from_numpy(
+            np.asarray(grad_input(s, g64.numpy(), x64.numpy(), None, neg), dtype=np.float64)
+        )
 
 
 def assert_close_to_reference(out, ref, x64, g64, dtype_name, what, surrogate=None):
@@ -188,7 +270,9 @@ def assert_close_to_reference(out, ref, x64, g64, dtype_name, what, surrogate=No
     finite_ref = torch.isfinite(ref)
     # Where the reference is finite, so must the kernel be (DESIGN: d finite for finite x).
     bad = finite_ref & ~torch.isfinite(out64)
-    assert not bad.any(), f"{what}: non-finite output where the reference is finite at x={x64[bad][:5].tolist()}"
+    assert not bad.any(), (
+        f"{what}: non-finite output where the reference is finite at x={x64[bad][:5].tolist()}"
+    )
     err = (out64 - ref).abs()
     near = x64.abs() <= 8  # the surrogates' roots (cancellation) all lie here
     gabs = g64.abs()
@@ -200,16 +284,17 @@ def assert_close_to_reference(out, ref, x64, g64, dtype_name, what, surrogate=No
         # binades of float32's subnormal range, where intermediates lose their precision.
         tol = torch.where(near, 1e-6 * gabs, torch.zeros_like(gabs)) + 3e-5 * ref.abs() + 1e-39
         if dtype_name == "bfloat16":
-            tol = tol + 2.0 ** -8 * ref.abs() + 1e-40
+            tol = tol + 2.0**-8 * ref.abs() + 1e-40
         elif dtype_name == "float16":
-            tol = tol + 2.0 ** -11 * ref.abs() + 6e-8
+            tol = tol + 2.0**-11 * ref.abs() + 6e-8
     fail = finite_ref & (err > tol)
     if fail.any():
         i = torch.nonzero(fail)[0].item()
         raise AssertionError(
             f"{what}: {int(fail.sum())} of {out.numel()} elements off; first at x={x64[i].item()!r} "
             f"g={g64[i].item()!r}: got {out64[i].item()!r}, reference {ref[i].item()!r} "
-            f"(|err| {err[i].item():.3g} > tol {tol[i].item():.3g})")
+            f"(|err| {err[i].item():.3g} > tol {tol[i].item():.3g})"
+        )
 
 
 def same_bits(a, b):
@@ -220,6 +305,7 @@ def same_bits(a, b):
 
 # ---------------------------------------------------------------------------------------------
 # Tests
+
 
 @pytest.fixture(scope="module")
 def variant_results(tmp_path_factory):
@@ -246,13 +332,15 @@ def test_variant_against_reference(variant, variant_results):
             s, neg = key[1], key[2]
         elif key[2] == "table":
             s, neg = key[1], key[3]
-            assert same_bits(case["bwd"], case["bwd_chunked"]), \
+            assert same_bits(case["bwd"], case["bwd_chunked"]), (
                 f"{variant} {key}: table path differs from the computing kernel"
+            )
         elif key[2] == "layouts":
             s, neg = key[1], key[3]
             assert same_bits(case["bwd_strided"], case["bwd"]), f"{variant} {key}: strided != contiguous"
-            assert same_bits(case["bwd_single"], case["bwd"][:200]), \
+            assert same_bits(case["bwd_single"], case["bwd"][:200]), (
                 f"{variant} {key}: one element per call != contiguous"
+            )
         else:
             s, neg = key[1], False
         ref = reference_backward(s, neg, g64, x64)
@@ -283,8 +371,13 @@ def run_probe(env_value, code):
         env.pop("SUGAR_CPU_CAPABILITY", None)
     else:
         env["SUGAR_CPU_CAPABILITY"] = env_value
-    return subprocess.run([sys.executable, "-c", "import torch, torch_sugar\n" + code],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "import torch, torch_sugar\n" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_automatic_choice_is_the_best_runnable():
@@ -319,9 +412,13 @@ def test_automatic_choice_follows_aten():
     """Unforced, the variant is ATen's (at::get_cpu_capability), so ATEN_CPU_CAPABILITY caps it."""
     env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
     env.pop("SUGAR_CPU_CAPABILITY", None)
-    proc = subprocess.run([sys.executable, "-c", "import torch, torch_sugar\n"
-                           "print(torch.ops.sugar._cpu_capability())"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import torch, torch_sugar\nprint(torch.ops.sugar._cpu_capability())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "default"
 
@@ -347,14 +444,16 @@ def _library():
     return torch_sugar.library_path
 
 
-@pytest.mark.skipif(not is_x86_64_linux() or shutil.which("objdump") is None,
-                    reason="needs objdump on x86-64 Linux")
+@pytest.mark.skipif(
+    not is_x86_64_linux() or shutil.which("objdump") is None, reason="needs objdump on x86-64 Linux"
+)
 def test_avx_instructions_only_in_isa_functions():
     """Disassembles the op library: every function with an AVX instruction (any VEX/EVEX
     encoding, xmm operands included) must come from an ISA object, i.e. carry ::AVX2:: or
     ::AVX512:: in its name. A portable function with AVX code would crash on a CPU without AVX."""
-    proc = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", _library()],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["objdump", "-d", "-C", "--no-show-raw-insn", _library()], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     header = re.compile(r"^[0-9a-f]+ <(.*)>:$")
     insn = re.compile(r"^\s*[0-9a-f]+:\s+(\S+)(.*)$")
@@ -380,8 +479,10 @@ def test_avx_instructions_only_in_isa_functions():
 
 def _isa_object(isa, tmp_path):
     """The ISA object of the last build (setup.py's or CMake's), else one compiled here."""
-    patterns = [os.path.join(ROOT, "build", "**", f"cpu_{isa}", "**", "vec_kernels.o"),
-                os.path.join(ROOT, "build-cmake", "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o")]
+    patterns = [
+        os.path.join(ROOT, "build", "**", f"cpu_{isa}", "**", "vec_kernels.o"),
+        os.path.join(ROOT, "build-cmake", "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o"),
+    ]
     objects = sorted((o for p in patterns for o in glob.glob(p, recursive=True)), key=os.path.getmtime)
     if objects:
         return objects[-1]
@@ -391,10 +492,22 @@ def _isa_object(isa, tmp_path):
     from torch.utils.cpp_extension import include_paths
 
     obj = str(tmp_path / f"vec_kernels_{isa}.o")
-    cmd = [cxx, "-std=c++20", "-O3", "-fPIC", "-fvisibility=hidden", "-c", *ISA_FLAGS[isa],
-           f"-DCPU_CAPABILITY={isa}", f"-DCPU_CAPABILITY_{isa}",
-           os.path.join(ROOT, "csrc", "ops", "cpu", "vec_kernels.cpp"), "-o", obj,
-           "-I", os.path.join(ROOT, "csrc")] + [f"-I{p}" for p in include_paths()]
+    cmd = [
+        cxx,
+        "-std=c++20",
+        "-O3",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-c",
+        *ISA_FLAGS[isa],
+        f"-DCPU_CAPABILITY={isa}",
+        f"-DCPU_CAPABILITY_{isa}",
+        os.path.join(ROOT, "csrc", "ops", "cpu", "vec_kernels.cpp"),
+        "-o",
+        obj,
+        "-I",
+        os.path.join(ROOT, "csrc"),
+    ] + [f"-I{p}" for p in include_paths()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return obj

@@ -11,6 +11,7 @@ last section runs on any machine: in a CPU-only build a CUDA tensor gets an erro
 build lacks CUDA kernels and how to build with them (checked with a tensor subclass that claims
 device "cuda", which needs no GPU).
 """
+
 import math
 
 import pytest
@@ -25,14 +26,40 @@ GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(
     not (GPU and HAS_CUDA_KERNELS),
     reason="needs a CUDA GPU and a torch-sugar build with CUDA kernels "
-           f"(GPU: {GPU}, CUDA kernels compiled: {HAS_CUDA_KERNELS})")
+    f"(GPU: {GPU}, CUDA kernels compiled: {HAS_CUDA_KERNELS})",
+)
 
 
 def sample_x(n=4099, seed=0):
     """float32 inputs that cover every branch: 0 and +-0, tiny, moderate, large and huge values."""
     gen = torch.Generator().manual_seed(seed)
-    special = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 10.0,
-                            -10.0, 30.0, -30.0, 60.0, -60.0, 1e4, -1e4, 1e30, -1e30], dtype=torch.float64)
+    special = torch.tensor(
+        [
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            1e-3,
+            -1e-3,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            3.0,
+            -3.0,
+            10.0,
+            -10.0,
+            30.0,
+            -30.0,
+            60.0,
+            -60.0,
+            1e4,
+            -1e4,
+            1e30,
+            -1e30,
+        ],
+        dtype=torch.float64,
+    )
     body = torch.randn(n - special.numel(), generator=gen, dtype=torch.float64) * 4
     return torch.cat([special, body]).float()
 
@@ -56,13 +83,15 @@ def free_gpu_bytes():
 
 
 @needs_gpu
-@pytest.mark.skipif(not GPU or free_gpu_bytes() < 16 * 2 ** 30,
-                    reason="needs >= 16 GiB of free GPU memory for 2^31+ bfloat16 elements")
+@pytest.mark.skipif(
+    not GPU or free_gpu_bytes() < 16 * 2**30,
+    reason="needs >= 16 GiB of free GPU memory for 2^31+ bfloat16 elements",
+)
 def test_more_than_2_31_elements():
-    n = 2 ** 31 + 1001  # not a multiple of the vector width: the tail is past 2^31 too
+    n = 2**31 + 1001  # not a multiple of the vector width: the tail is past 2^31 too
     x = torch.empty(n, dtype=torch.bfloat16, device="cuda")
     x.uniform_(-4, 4)
-    checks = [slice(0, 4096), slice(2 ** 31 - 2048, 2 ** 31 + 2048), slice(n - 4096, n)]
+    checks = [slice(0, 4096), slice(2**31 - 2048, 2**31 + 2048), slice(n - 4096, n)]
     try:
         y = torch.ops.sugar.relu(x, "bsilu", None, False)
         assert torch.equal(y, torch.relu(x))
@@ -72,14 +101,14 @@ def test_more_than_2_31_elements():
         gx = torch.ops.sugar.relu_backward(g, x, "bsilu", None, False)
         for s in checks:
             want = torch.ops.sugar.relu_backward(g[s].cpu(), x[s].cpu(), "bsilu", None, False)
-            torch.testing.assert_close(gx[s].cpu(), want, rtol=2 ** -7, atol=0)
+            torch.testing.assert_close(gx[s].cpu(), want, rtol=2**-7, atol=0)
         del gx, g
         # Strided path (grad expanded, stride 0), split into 32-bit pieces.
         g = torch.full((1,), 0.5, dtype=torch.bfloat16, device="cuda").expand(n)
         gx = torch.ops.sugar.relu_backward(g, x, "bsilu", None, False)
         for s in checks:
             want = torch.ops.sugar.relu_backward(g[s].cpu(), x[s].cpu(), "bsilu", None, False)
-            torch.testing.assert_close(gx[s].cpu(), want, rtol=2 ** -7, atol=0)
+            torch.testing.assert_close(gx[s].cpu(), want, rtol=2**-7, atol=0)
         assert not gx.isnan().any()
     finally:
         torch.cuda.empty_cache()
@@ -109,11 +138,17 @@ def test_runs_on_the_current_stream():
         assert not side.query(), "the sleep kernel should still be running"
     side.synchronize()
     assert torch.equal(y, torch.relu(src))
-    assert_agree(gx, torch.ops.sugar.relu_backward(g_src.cpu(), src.cpu(), "bsilu", None, False),
-                 torch.float32, "backward on a side stream")
-    assert_agree(ggx, torch.ops.sugar._relu_double_backward(g_src.cpu(), g_src.cpu(), src.cpu(), "bsilu",
-                                                            None, False),
-                 "double backward on a side stream")
+    assert_agree(
+        gx,
+        torch.ops.sugar.relu_backward(g_src.cpu(), src.cpu(), "bsilu", None, False),
+        torch.float32,
+        "backward on a side stream",
+    )
+    assert_agree(
+        ggx,
+        torch.ops.sugar._relu_double_backward(g_src.cpu(), g_src.cpu(), src.cpu(), "bsilu", None, False),
+        "double backward on a side stream",
+    )
 
 
 @needs_gpu
@@ -162,8 +197,9 @@ def test_second_gpu():
     assert torch.cuda.current_device() == 0
     assert torch.equal(y.cpu(), torch.relu(x))
     assert_agree(gx, torch.ops.sugar.relu_backward(g, x, "bsilu", None, False), "cuda:1")
-    assert_agree(ggx, torch.ops.sugar._relu_double_backward(g, g, x, "bsilu", None, False),
-                 "cuda:1 double backward")
+    assert_agree(
+        ggx, torch.ops.sugar._relu_double_backward(g, g, x, "bsilu", None, False), "cuda:1 double backward"
+    )
     with pytest.raises(ValueError, match="same device"):
         torch.ops.sugar.relu_backward(g1, x.to("cuda:0"), "bsilu", None, False)
 
@@ -220,8 +256,9 @@ def test_cpu_only_build_says_it_has_no_cuda_kernels():
         "sugar::relu_backward": lambda: torch_sugar.relu_backward(x, x),
         "sugar::relu ": lambda: torch.ops.sugar.relu(x, "bsilu", None, False),
         "sugar::relu_backward ": lambda: torch.ops.sugar.relu_backward(x, x, "bsilu", None, False),
-        "sugar::_relu_double_backward":
-            lambda: torch.ops.sugar._relu_double_backward(x, x, x, "bsilu", None, False),
+        "sugar::_relu_double_backward": lambda: torch.ops.sugar._relu_double_backward(
+            x, x, x, "bsilu", None, False
+        ),
     }
     for name, call in calls.items():
         with pytest.raises(NotImplementedError, match=NO_CUDA_MESSAGE) as info:

@@ -1,6 +1,7 @@
 """torch_sugar.relu's and SugarReLU's eager fast path (a direct, unboxed call into the dispatcher)
 behaves exactly as torch.ops.sugar.relu, and everything it does not handle reaches the checked
 torch.ops path: __torch_function__ overrides and modes, wrong types, int alphas."""
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -31,19 +32,24 @@ def test_int_alpha_is_a_value_and_a_huge_one_a_value_error():
     ref = x.detach().clone().requires_grad_()
     torch.ops.sugar.relu(ref, "elu", 2.0, False).sum().backward()
     assert torch.equal(x.grad, ref.grad)
-    with pytest.raises(ValueError, match=r"torch_sugar\.relu: alpha must be a finite number.*too large for a float"):
-        torch_sugar.relu(x, "bsilu", 10 ** 400)
+    with pytest.raises(
+        ValueError, match=r"torch_sugar\.relu: alpha must be a finite number.*too large for a float"
+    ):
+        torch_sugar.relu(x, "bsilu", 10**400)
     with pytest.raises(ValueError, match=r"SugarReLU: alpha must be a finite number"):
-        torch_sugar.SugarReLU("bsilu", 10 ** 400)
+        torch_sugar.SugarReLU("bsilu", 10**400)
 
 
-@pytest.mark.parametrize("call", [
-    lambda x: torch_sugar.relu(x, 3),
-    lambda x: torch_sugar.relu(x, "bsilu", "big"),
-    lambda x: torch_sugar.relu(x, "bsilu", True),
-    lambda x: torch_sugar.relu(x, "bsilu", None, 1),
-    lambda x: torch_sugar.relu([1.0, -1.0]),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: torch_sugar.relu(x, 3),
+        lambda x: torch_sugar.relu(x, "bsilu", "big"),
+        lambda x: torch_sugar.relu(x, "bsilu", True),
+        lambda x: torch_sugar.relu(x, "bsilu", None, 1),
+        lambda x: torch_sugar.relu([1.0, -1.0]),
+    ],
+)
 def test_wrong_types_name_the_argument(call):
     with pytest.raises(TypeError, match=r"torch_sugar\.relu: (surrogate|alpha|negative_only|x) must be"):
         call(torch.randn(3))

@@ -4,6 +4,7 @@ Semantics (DESIGN.md): reverse mode gives grad * d(x) and s''(x) on the Hessian'
 forward mode follows the FGI form, tangent * d(x); vmap is elementwise, with a real batching
 rule (no per-sample fallback, no warning).
 """
+
 import warnings
 
 import numpy as np
@@ -65,8 +66,9 @@ def test_every_transform_matches_reference(surrogate, negative_only, no_warnings
     torch.testing.assert_close(hessian(loss)(x), torch.diag(d2), rtol=1e-10, atol=1e-12)
     # Forward over reverse and reverse over reverse agree.
     torch.testing.assert_close(jacrev(jacrev(loss))(x), torch.diag(d2), rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(vmap(grad(lambda t: f(t).sum()))(x.view(-1, 1)).view(-1), d,
-                               rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        vmap(grad(lambda t: f(t).sum()))(x.view(-1, 1)).view(-1), d, rtol=1e-12, atol=1e-14
+    )
 
 
 def test_forward_ad_follows_the_fgi_form():
@@ -138,6 +140,9 @@ def test_torch_func_trains_a_sugar_model_like_eager_backward():
     for name, p in model.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-12, atol=1e-14)
     # Per-sample gradients, the usual vmap(grad) use.
-    per_sample = vmap(grad(lambda p, xi: functional_call(model, p, (xi[None],)).square().sum()),
-                      in_dims=(None, 0))(params, x)
-    torch.testing.assert_close(per_sample["0.weight"].mean(0) * 1.0, grads["0.weight"], rtol=1e-10, atol=1e-12)
+    per_sample = vmap(
+        grad(lambda p, xi: functional_call(model, p, (xi[None],)).square().sum()), in_dims=(None, 0)
+    )(params, x)
+    torch.testing.assert_close(
+        per_sample["0.weight"].mean(0) * 1.0, grads["0.weight"], rtol=1e-10, atol=1e-12
+    )

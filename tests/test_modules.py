@@ -1,4 +1,5 @@
 """SugarReLU, convert/revert, and TorchScript: scripted, saved, loaded in a fresh process."""
+
 import json
 import os
 import subprocess
@@ -14,15 +15,21 @@ from torch_sugar import SugarReLU
 
 
 def mlp():
-    return nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Sequential(nn.Linear(12, 12), nn.ReLU(inplace=True)),
-                         nn.Linear(12, 2))
+    return nn.Sequential(
+        nn.Linear(6, 12), nn.ReLU(), nn.Sequential(nn.Linear(12, 12), nn.ReLU(inplace=True)), nn.Linear(12, 2)
+    )
 
 
 class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+        )
         self.act = nn.ReLU()
         self.head = nn.Linear(8, 4)
 
@@ -118,9 +125,9 @@ def test_scripted_model_saved_and_loaded_in_a_fresh_process(tmp_path):
         import torch
         torch.ops.load_library({torch_sugar.library_path!r})
         m = torch.jit.load({str(path)!r})
-        x = torch.load({str(tmp_path / 'x.pt')!r}).requires_grad_()
+        x = torch.load({str(tmp_path / "x.pt")!r}).requires_grad_()
         m(x).square().sum().backward()
-        torch.save(x.grad, {str(tmp_path / 'grad.pt')!r})
+        torch.save(x.grad, {str(tmp_path / "grad.pt")!r})
         """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

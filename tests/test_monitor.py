@@ -1,4 +1,5 @@
 """torch_sugar.DeadUnitMonitor on networks whose dead units are known by construction."""
+
 import pytest
 import torch
 from torch import nn

@@ -4,6 +4,7 @@ Both exporters work after `import torch_sugar` with nothing else to do: the torc
 one (dynamo=True) through the ops' decompositions, the TorchScript-based one (dynamo=False)
 through a symbolic registered for sugar::relu. onnxruntime's output equals PyTorch's.
 """
+
 import subprocess
 import sys
 import warnings
@@ -18,12 +19,19 @@ import torch_sugar
 
 
 def mlp():
-    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3), torch.nn.ReLU())
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3), torch.nn.ReLU()
+    )
 
 
 def cnn():
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(inplace=True),
-                               torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(inplace=True),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 6 * 6, 5),
+    )
 
 
 class FunctionalNet(torch.nn.Module):
@@ -76,8 +84,10 @@ def test_registrations_hold_whichever_is_imported_first():
         "from torch.onnx._internal.torchscript_exporter import registration\n"
         "assert registration.registry.is_registered_op('sugar::relu', 17)\n"
         "assert torch.ops.sugar.relu_backward.default in d.select_decomp_table()\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     for first in ("", "import torch.onnx; import torch._inductor.decomposition; "):
-        out = subprocess.run([sys.executable, "-c", check.format(first=first)], capture_output=True, text=True,
-                             timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", check.format(first=first)], capture_output=True, text=True, timeout=300
+        )
         assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

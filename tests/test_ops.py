@@ -2,6 +2,7 @@
 device (the `device` fixture: the CPU, and CUDA where there is a GPU); on CUDA also against the
 CPU kernels. CUDA-only concerns (streams, graphs, > 2^31 elements, a second GPU, the messages of a
 CPU-only build) are in test_cuda.py."""
+
 import math
 import re
 
@@ -14,8 +15,28 @@ from conftest import DEVICES, DTYPES, assert_agrees_with_cpu
 from reference import ALPHA_SURROGATES, DEFAULT_ALPHA, SURROGATES, bits, grad_input, grad_self_second
 
 # Values the issue asks for, plus the kinks, huge and tiny magnitudes.
-SPECIAL = [0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0, 1.0, -1.0, 0.5, -0.5, 3.0, -3.0,
-           7.5, -7.5, 1e-30, -1e-30, 150.0, -150.0]
+SPECIAL = [
+    0.0,
+    -0.0,
+    1e-4,
+    -1e-4,
+    20.0,
+    -20.0,
+    60.0,
+    -60.0,
+    1.0,
+    -1.0,
+    0.5,
+    -0.5,
+    3.0,
+    -3.0,
+    7.5,
+    -7.5,
+    1e-30,
+    -1e-30,
+    150.0,
+    -150.0,
+]
 
 # Tolerances of the backward against the float64 reference, by dtype: (rtol, atol). Half types
 # are computed in float32 and rounded once, so they are within about one unit in the last place.
@@ -45,11 +66,13 @@ def assert_close_ref(out, ref, dtype, what):
     ok = np.abs(got - ref) <= atol + rtol * np.abs(ref)
     if not ok.all():
         i = int(np.argmin(ok))
-        raise AssertionError(f"{what}: {int((~ok).sum())} mismatches, first at index {i}: "
-                             f"got {got[i]!r}, reference {ref[i]!r}")
+        raise AssertionError(
+            f"{what}: {int((~ok).sum())} mismatches, first at index {i}: got {got[i]!r}, reference {ref[i]!r}"
+        )
 
 
 # ---------------------------------------------------------------- forward
+
 
 def layouts(device, dtype):
     base = torch.randn(4, 6, 5, 7, device=device).to(dtype)
@@ -88,9 +111,13 @@ def test_forward_is_torch_relu(device, dtype):
 def stride_cases(device):
     """(name, tensor) pairs of layouts whose output strides torch.relu decides in different ways
     (TensorIterator: contiguous, channels_last, dense in another order, anything else)."""
+
     def strided(size, stride):
-        return torch.empty_strided(size, stride, device=device).normal_() if device != "meta" else \
-            torch.empty_strided(size, stride, device=device)
+        return (
+            torch.empty_strided(size, stride, device=device).normal_()
+            if device != "meta"
+            else torch.empty_strided(size, stride, device=device)
+        )
 
     base = torch.randn(4, 6, 5, 7).to(device)
     cl = torch.channels_last
@@ -101,12 +128,16 @@ def stride_cases(device):
         ("(2,3,1,1) strides (3,1,3,3)", strided((2, 3, 1, 1), (3, 1, 3, 3))),
         ("(1,3,1,1) strides (100,1,7,9)", strided((1, 3, 1, 1), (100, 1, 7, 9))),
         ("(2,1,5) strides (5,77,1)", strided((2, 1, 5), (5, 77, 1))),
-        ("global pooling output",
-         torch.randn(2, 8, 6, 6).to(device).contiguous(memory_format=cl).mean((2, 3), keepdim=True)),
+        (
+            "global pooling output",
+            torch.randn(2, 8, 6, 6).to(device).contiguous(memory_format=cl).mean((2, 3), keepdim=True),
+        ),
         ("channels_last", base.contiguous(memory_format=cl)),
         ("channels_last with C=1", torch.randn(2, 1, 4, 5).to(device).contiguous(memory_format=cl)),
-        ("channels_last_3d",
-         torch.randn(2, 3, 4, 5, 6).to(device).contiguous(memory_format=torch.channels_last_3d)),
+        (
+            "channels_last_3d",
+            torch.randn(2, 3, 4, 5, 6).to(device).contiguous(memory_format=torch.channels_last_3d),
+        ),
         ("transposed", torch.randn(8, 9).to(device).t()),
         ("permuted", base.permute(2, 0, 3, 1)),
         ("permuted with size-1 dims", torch.randn(3, 1, 4, 1).to(device).permute(3, 2, 1, 0)),
@@ -140,7 +171,8 @@ def test_output_strides_are_torch_relus(dev):
             "relu": torch.ops.sugar.relu(x, "bsilu", None, False),
             "relu_backward": torch.ops.sugar.relu_backward(g, x, "bsilu", None, False),
             "relu_backward, grad laid out as x": torch.ops.sugar.relu_backward(
-                torch.ones_like(x), x, "gelu", None, True),
+                torch.ones_like(x), x, "gelu", None, True
+            ),
             "_relu_double_backward": torch.ops.sugar._relu_double_backward(g, g, x, "mish", None, False),
         }
         for op, out in outs.items():
@@ -178,12 +210,13 @@ def test_forward_large_and_parallel_matches_single_thread(device):
 
 # ---------------------------------------------------------------- backward
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("negative_only", [False, True])
 @pytest.mark.parametrize("surrogate", SURROGATES)
 def test_backward_matches_reference(device, dtype, surrogate, negative_only):
     x = sample_x(dtype, device)
-    g = (torch.rand(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 0.5)
+    g = torch.rand(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 0.5
     g = g.to(dtype).to(device)
     out = torch.ops.sugar.relu_backward(g, x, surrogate, None, negative_only)
     assert out.dtype == dtype and out.shape == x.shape
@@ -191,8 +224,10 @@ def test_backward_matches_reference(device, dtype, surrogate, negative_only):
     assert_close_ref(out, ref, dtype, f"{surrogate} negative_only={negative_only} {dtype}")
 
 
-@pytest.mark.parametrize("surrogate,alpha", [("bsilu", 0.5), ("bsilu", 0.0), ("nelu", 0.1),
-                                             ("elu", 0.3), ("leaky_relu", 0.2), ("leaky_relu", 1.0)])
+@pytest.mark.parametrize(
+    "surrogate,alpha",
+    [("bsilu", 0.5), ("bsilu", 0.0), ("nelu", 0.1), ("elu", 0.3), ("leaky_relu", 0.2), ("leaky_relu", 1.0)],
+)
 def test_backward_with_alpha(device, surrogate, alpha):
     x = sample_x(torch.float64, device)
     g = torch.randn_like(x)
@@ -215,15 +250,19 @@ def test_double_backward_op_matches_reference(device, dtype, surrogate, negative
     scale = np.maximum(np.abs(as_np(gg) * as_np(g)), 1.0)
     err = np.abs(as_np(out) - ref)
     bad = err > atol * scale + rtol * np.abs(ref)
-    assert not bad.any(), (f"s'' of {surrogate}: {int(bad.sum())} mismatches, e.g. x={as_np(x)[bad][:3]}, "
-                           f"got {as_np(out)[bad][:3]}, reference {ref[bad][:3]}")
+    assert not bad.any(), (
+        f"s'' of {surrogate}: {int(bad.sum())} mismatches, e.g. x={as_np(x)[bad][:3]}, "
+        f"got {as_np(out)[bad][:3]}, reference {ref[bad][:3]}"
+    )
 
 
 def test_relu_control_is_bitwise_torch_relu_gradient(device):
-    x = torch.tensor([-2.0, -0.0, 0.0, 1e-30, 3.0, float("nan"), float("inf"), float("-inf"), 5.0],
-                     device=device, requires_grad=True)
-    g = torch.tensor([1.0, float("inf"), float("nan"), 2.0, float("nan"), 4.0, 5.0, 6.0, -0.0],
-                     device=device)
+    x = torch.tensor(
+        [-2.0, -0.0, 0.0, 1e-30, 3.0, float("nan"), float("inf"), float("-inf"), 5.0],
+        device=device,
+        requires_grad=True,
+    )
+    g = torch.tensor([1.0, float("inf"), float("nan"), 2.0, float("nan"), 4.0, 5.0, 6.0, -0.0], device=device)
     (ours,) = torch.autograd.grad(torch.ops.sugar.relu(x, "relu"), x, g)
     (theirs,) = torch.autograd.grad(torch.relu(x), x, g)
     assert torch.equal(bits(ours), bits(theirs))
@@ -233,8 +272,20 @@ def test_relu_control_is_bitwise_torch_relu_gradient(device):
 @pytest.mark.parametrize("surrogate", SURROGATES)
 def test_gradients_finite_for_every_finite_input(device, dtype, surrogate):
     info = torch.finfo(dtype)
-    vals = [info.max, -info.max, info.tiny, -info.tiny, info.smallest_normal / 4, -info.eps,
-            1e4, -1e4, 1e15, -1e15, 3e19, -3e19]
+    vals = [
+        info.max,
+        -info.max,
+        info.tiny,
+        -info.tiny,
+        info.smallest_normal / 4,
+        -info.eps,
+        1e4,
+        -1e4,
+        1e15,
+        -1e15,
+        3e19,
+        -3e19,
+    ]
     x = torch.tensor(vals, dtype=torch.float64).clamp(-info.max, info.max).to(dtype).to(device)
     ones = torch.ones_like(x)
     for neg in (False, True):
@@ -263,8 +314,10 @@ def test_surrogate_table_matches_design():
 def test_swish_is_silu(device):
     x = sample_x(torch.float32, device)
     g = torch.randn_like(x)
-    assert torch.equal(torch.ops.sugar.relu_backward(g, x, "swish", None, False),
-                       torch.ops.sugar.relu_backward(g, x, "silu", None, False))
+    assert torch.equal(
+        torch.ops.sugar.relu_backward(g, x, "swish", None, False),
+        torch.ops.sugar.relu_backward(g, x, "silu", None, False),
+    )
 
 
 def test_dead_unit_gets_gradient_only_with_sugar(device):
@@ -277,20 +330,26 @@ def test_dead_unit_gets_gradient_only_with_sugar(device):
 
 # ---------------------------------------------------------------- bad input
 
+
 def raises(exc, match, fn):
     with pytest.raises(exc, match=match):
         fn()
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool,
-                                   torch.complex64])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.complex64])
 def test_rejects_non_floating_dtypes(dtype):
     x = torch.zeros(3, dtype=dtype)
     expected = str(dtype).replace(".", r"\.")
-    raises(TypeError, rf"sugar::relu: self must be a floating-point tensor.*got dtype {expected}",
-           lambda: torch.ops.sugar.relu(x))
-    raises(TypeError, r"sugar::relu_backward: self must be a floating-point",
-           lambda: torch.ops.sugar.relu_backward(x, x, "bsilu", None, False))
+    raises(
+        TypeError,
+        rf"sugar::relu: self must be a floating-point tensor.*got dtype {expected}",
+        lambda: torch.ops.sugar.relu(x),
+    )
+    raises(
+        TypeError,
+        r"sugar::relu_backward: self must be a floating-point",
+        lambda: torch.ops.sugar.relu_backward(x, x, "bsilu", None, False),
+    )
 
 
 def test_rejects_unknown_surrogate_and_lists_valid_names():
@@ -305,24 +364,41 @@ def test_rejects_unknown_surrogate_and_lists_valid_names():
 
 @pytest.mark.parametrize("surrogate", [s for s in SURROGATES if s not in ALPHA_SURROGATES])
 def test_rejects_alpha_for_surrogates_without_one(surrogate):
-    raises(ValueError, rf"surrogate '{surrogate}' takes no alpha, but alpha=0.5 was given",
-           lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, 0.5))
+    raises(
+        ValueError,
+        rf"surrogate '{surrogate}' takes no alpha, but alpha=0.5 was given",
+        lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, 0.5),
+    )
 
 
-@pytest.mark.parametrize("surrogate,alpha,rule", [
-    ("bsilu", -0.1, r"in \[0, 1e30\]"), ("bsilu", float("inf"), r"in \[0, 1e30\]"),
-    ("bsilu", float("nan"), r"in \[0, 1e30\]"),
-    ("nelu", 0.0, r"in \(0, 5e37\]"), ("nelu", -1.0, r"in \(0, 5e37\]"), ("elu", 0.0, r"in \(0, 3e38\]"),
-    ("leaky_relu", 1.5, r"in \(0, 1\]"), ("leaky_relu", 0.0, r"in \(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "surrogate,alpha,rule",
+    [
+        ("bsilu", -0.1, r"in \[0, 1e30\]"),
+        ("bsilu", float("inf"), r"in \[0, 1e30\]"),
+        ("bsilu", float("nan"), r"in \[0, 1e30\]"),
+        ("nelu", 0.0, r"in \(0, 5e37\]"),
+        ("nelu", -1.0, r"in \(0, 5e37\]"),
+        ("elu", 0.0, r"in \(0, 3e38\]"),
+        ("leaky_relu", 1.5, r"in \(0, 1\]"),
+        ("leaky_relu", 0.0, r"in \(0, 1\]"),
+    ],
+)
 def test_rejects_bad_alpha(surrogate, alpha, rule):
-    raises(ValueError, rf"alpha for surrogate '{surrogate}' must be .*{rule}.*but got alpha={alpha}",
-           lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, alpha))
-    raises(ValueError, rf"sugar::relu_backward: alpha for surrogate '{surrogate}'",
-           lambda: torch.ops.sugar.relu_backward(torch.randn(3), torch.randn(3), surrogate, alpha, False))
+    raises(
+        ValueError,
+        rf"alpha for surrogate '{surrogate}' must be .*{rule}.*but got alpha={alpha}",
+        lambda: torch.ops.sugar.relu(torch.randn(3), surrogate, alpha),
+    )
+    raises(
+        ValueError,
+        rf"sugar::relu_backward: alpha for surrogate '{surrogate}'",
+        lambda: torch.ops.sugar.relu_backward(torch.randn(3), torch.randn(3), surrogate, alpha, False),
+    )
 
 
 # ---------------------------------------------------------------- agreement with the CPU kernels
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])  # none: skipped
@@ -337,21 +413,27 @@ def test_kernels_agree_with_the_cpu_kernels(device, dtype):
         for negative_only in (False, True):
             args = (surrogate, None, negative_only)
             got = torch.ops.sugar.relu_backward(g.to(device), x.to(device), *args)
-            assert_agrees_with_cpu(got, torch.ops.sugar.relu_backward(g, x, *args), dtype,
-                                   f"relu_backward {args}")
+            assert_agrees_with_cpu(
+                got, torch.ops.sugar.relu_backward(g, x, *args), dtype, f"relu_backward {args}"
+            )
             got2 = torch.ops.sugar._relu_double_backward(gg.to(device), g.to(device), x.to(device), *args)
-            assert_agrees_with_cpu(got2, torch.ops.sugar._relu_double_backward(gg, g, x, *args), dtype,
-                                   f"_relu_double_backward {args}")
+            assert_agrees_with_cpu(
+                got2,
+                torch.ops.sugar._relu_double_backward(gg, g, x, *args),
+                dtype,
+                f"_relu_double_backward {args}",
+            )
 
 
 # ---------------------------------------------------------------- layouts, alignment, tails
+
 
 def operand_layouts(dtype, device):
     """(name, x, grad) triples: the flat path (every operand dense with the same offsets) and the
     strided one of the kernels, with grad laid out like x or not."""
     n = 2 * 3 * 17 * 19
     base = sample_x(dtype, device, n=n - len(SPECIAL)).reshape(2, 3, 17, 19)
-    grad = (torch.rand(n, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 2 - 0.5)
+    grad = torch.rand(n, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 2 - 0.5
     grad = grad.to(dtype).to(device).reshape(2, 3, 17, 19)
     cl = torch.channels_last
     pooled = base.mean((2, 3), keepdim=True)  # (2, 3, 1, 1)
@@ -364,8 +446,11 @@ def operand_layouts(dtype, device):
         ("self channels_last, grad contiguous", base.contiguous(memory_format=cl), grad.contiguous()),
         ("grad expanded (stride 0)", base, torch.ones((), dtype=dtype, device=device).expand(base.shape)),
         # Dense in the same order, strides differing only on size-1 dims (after global pooling).
-        ("(2,3,1,1): contiguous and channels_last strides", pooled.contiguous(),
-         grad[:, :, :1, :1].contiguous(memory_format=cl)),
+        (
+            "(2,3,1,1): contiguous and channels_last strides",
+            pooled.contiguous(),
+            grad[:, :, :1, :1].contiguous(memory_format=cl),
+        ),
         ("0-dim", base[0, 0, 0, 0].clone(), grad[0, 0, 0, 0].clone()),
     ]
 
@@ -379,8 +464,13 @@ def test_layouts_match_reference(device, dtype):
         ggx = torch.ops.sugar._relu_double_backward(g, g, x, "bsilu", None, True)
         assert ggx.stride() == torch.relu(x).stride(), name
         ref = grad_self_second("bsilu", as_np(g), as_np(g), as_np(x), None, True)
-        np.testing.assert_allclose(as_np(ggx), ref, rtol=TOLS[dtype][0] * 4, atol=TOLS[dtype][1] * 10,
-                                   err_msg=f"_relu_double_backward, {name}")
+        np.testing.assert_allclose(
+            as_np(ggx),
+            ref,
+            rtol=TOLS[dtype][0] * 4,
+            atol=TOLS[dtype][1] * 10,
+            err_msg=f"_relu_double_backward, {name}",
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -388,12 +478,12 @@ def test_layouts_match_reference(device, dtype):
 def test_misaligned_storage_and_tails(device, dtype, offset):
     """Storage offsets break 16-byte alignment (CUDA's element-wise flat path, unaligned SIMD
     loads on the CPU); odd lengths leave a tail after the last whole vector."""
-    for n in [1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 127, 4096 + 5, 2 ** 17 + 3]:
+    for n in [1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 127, 4096 + 5, 2**17 + 3]:
         xbuf = sample_x(dtype, device, n=n + 32, seed=n)
         gbuf = sample_x(dtype, device, n=n + 32, seed=n + 1)
-        x = xbuf[offset:offset + n]
+        x = xbuf[offset : offset + n]
         goff = (offset + 1) % 3  # grad aligned where x is not, or misaligned differently
-        g = gbuf[goff:goff + n]
+        g = gbuf[goff : goff + n]
         assert x.is_contiguous() and x.numel() == n and g.numel() == n
         y = torch.ops.sugar.relu(x, "bsilu", None, False)
         assert torch.equal(y, torch.relu(x)), n
@@ -419,6 +509,7 @@ def test_empty_tensors(device, shape):
 
 # ---------------------------------------------------------------- alpha ranges
 
+
 def alpha_bounds(surrogate):
     """(low, high) of the alpha range the op library states (torch_sugar.surrogates())."""
     rule = {s.name: s.alpha_range for s in torch_sugar.surrogates()}[surrogate]
@@ -433,11 +524,40 @@ def extreme_inputs(dtype, device):
     where x^2 overflows, where exp underflows, and d's and s''s extrema of nelu (x = -1/sqrt(3), -1)."""
     info = torch.finfo(dtype)
     if info.bits == 16:
-        every = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(dtype)
+        every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype)
         return every[torch.isfinite(every)].repeat(2).to(device)  # > 2^16 elements: the table path
-    vals = [info.max, -info.max, info.max / 2, -info.max / 3, info.tiny, -info.tiny, info.tiny * info.eps,
-            -info.tiny * info.eps, 0.0, -0.0, 1.0, -1.0, -1 / math.sqrt(3), 0.5, -0.5, 1e19, -1e19,
-            2e19, -2e19, 1e154, -1e154, 1e155, -1e155, -88.0, -104.0, -745.0, 50.0, -50.0, 51.0, -51.0]
+    vals = [
+        info.max,
+        -info.max,
+        info.max / 2,
+        -info.max / 3,
+        info.tiny,
+        -info.tiny,
+        info.tiny * info.eps,
+        -info.tiny * info.eps,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        -1 / math.sqrt(3),
+        0.5,
+        -0.5,
+        1e19,
+        -1e19,
+        2e19,
+        -2e19,
+        1e154,
+        -1e154,
+        1e155,
+        -1e155,
+        -88.0,
+        -104.0,
+        -745.0,
+        50.0,
+        -50.0,
+        51.0,
+        -51.0,
+    ]
     x = torch.tensor(vals, dtype=torch.float64).clamp(-info.max, info.max).to(dtype)
     return x.repeat(8).to(device)  # 240 elements, contiguous: the vectorized kernels run too
 
@@ -461,20 +581,24 @@ def test_largest_alpha_keeps_gradients_finite(device, dtype, surrogate):
                 bad = ~(torch.isfinite(d) & torch.isfinite(d2))
                 assert not bad.any(), (
                     f"{surrogate} alpha={alpha} {dtype} negative_only={neg} grad={g[0].item()}: at x = "
-                    f"{x[bad][:4].tolist()}: d = {d[bad][:4].tolist()}, s'' = {d2[bad][:4].tolist()}")
+                    f"{x[bad][:4].tolist()}: d = {d[bad][:4].tolist()}, s'' = {d2[bad][:4].tolist()}"
+                )
     ones = torch.ones_like(x)
     # ... and right values there, against the float64 reference where it is itself finite.
     if dtype == torch.float64:
         d = torch.ops.sugar.relu_backward(ones, x, surrogate, high, False)
         d2 = torch.ops.sugar._relu_double_backward(ones, ones, x, surrogate, high, False)
         with np.errstate(over="ignore", invalid="ignore"):  # the reference overflows at huge |x|
-            ref_d, ref_d2 = (grad_input(surrogate, 1.0, as_np(x), high),
-                             grad_self_second(surrogate, 1.0, 1.0, as_np(x), high))
+            ref_d, ref_d2 = (
+                grad_input(surrogate, 1.0, as_np(x), high),
+                grad_self_second(surrogate, 1.0, 1.0, as_np(x), high),
+            )
         ok = np.isfinite(ref_d) & np.isfinite(ref_d2) & (np.abs(as_np(x)) < 1e150)
         np.testing.assert_allclose(as_np(d)[ok], ref_d[ok], rtol=1e-12, atol=1e-280)
         # s'' of nelu cancels to ~0 at x = -1/sqrt(3): absolute error relative to its largest terms.
-        np.testing.assert_allclose(as_np(d2)[ok], ref_d2[ok], rtol=1e-12,
-                                   atol=1e-14 * np.abs(ref_d2[ok]).max())
+        np.testing.assert_allclose(
+            as_np(d2)[ok], ref_d2[ok], rtol=1e-12, atol=1e-14 * np.abs(ref_d2[ok]).max()
+        )
 
 
 @pytest.mark.parametrize("surrogate", ALPHA_SURROGATES)
@@ -484,8 +608,10 @@ def test_alpha_past_the_largest_is_rejected_naming_the_bound(surrogate):
         if alpha == high * 1.01 and high == 1.0:
             alpha = 1.01
         x = torch.randn(3)
-        for call in (lambda: torch.ops.sugar.relu(x, surrogate, alpha),
-                     lambda: torch.ops.sugar.relu_backward(torch.ones(3), x, surrogate, alpha, False)):
+        for call in (
+            lambda: torch.ops.sugar.relu(x, surrogate, alpha),
+            lambda: torch.ops.sugar.relu_backward(torch.ones(3), x, surrogate, alpha, False),
+        ):
             with pytest.raises(ValueError) as info:
                 call()
             msg = str(info.value)
@@ -507,13 +633,19 @@ OVERFLOWING_ALPHAS = [
 ]
 
 
-@pytest.mark.parametrize("surrogate,alpha,dtype,xs,op", OVERFLOWING_ALPHAS,
-                         ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in OVERFLOWING_ALPHAS])
+@pytest.mark.parametrize(
+    "surrogate,alpha,dtype,xs,op",
+    OVERFLOWING_ALPHAS,
+    ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in OVERFLOWING_ALPHAS],
+)
 def test_overflowing_alphas_raise_instead_of_nan(surrogate, alpha, dtype, xs, op):
     x = torch.tensor(xs, dtype=dtype)
     ones = torch.ones_like(x)
-    with pytest.raises(ValueError, match=rf"alpha for surrogate '{surrogate}' must be a number in .*"
-                                         rf"but got alpha={re.escape(repr(alpha))}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"alpha for surrogate '{surrogate}' must be a number in .*"
+        rf"but got alpha={re.escape(repr(alpha))}",
+    ):
         if op == "d":
             torch.ops.sugar.relu_backward(ones, x, surrogate, alpha, False)
         else:
@@ -522,13 +654,19 @@ def test_overflowing_alphas_raise_instead_of_nan(surrogate, alpha, dtype, xs, op
 
 def test_huge_int_alpha_is_a_value_error_naming_alpha():
     with pytest.raises(ValueError, match="alpha"):
-        torch_sugar.relu(torch.randn(3), "bsilu", 10 ** 400)
+        torch_sugar.relu(torch.randn(3), "bsilu", 10**400)
 
 
-@pytest.mark.parametrize("name,shown", [
-    ("bs\x00ilu", r"'bs\x00ilu'"), ("gelu\n", r"'gelu\n'"), ("\x7f\x1b", r"'\x7f\x1b'"),
-    ("it's", r"'it\'s'"), ("g\u00e9lu", r"'g\xc3\xa9lu'"),
-])
+@pytest.mark.parametrize(
+    "name,shown",
+    [
+        ("bs\x00ilu", r"'bs\x00ilu'"),
+        ("gelu\n", r"'gelu\n'"),
+        ("\x7f\x1b", r"'\x7f\x1b'"),
+        ("it's", r"'it\'s'"),
+        ("g\u00e9lu", r"'g\xc3\xa9lu'"),
+    ],
+)
 def test_unknown_surrogate_name_is_shown_escaped(name, shown):
     """Unprintable characters (a NUL used to cut the message short) are shown as escapes, and the
     message goes on to list the valid names."""
@@ -543,35 +681,51 @@ def test_bad_arguments_on_device(device):
     x = torch.randn(8, device=device)
     raises(TypeError, "torch.int64", lambda: torch.ops.sugar.relu(torch.arange(8, device=device)))
     other = "meta" if device == "cpu" else "cpu"
-    raises(ValueError, "same device",
-           lambda: torch.ops.sugar.relu_backward(torch.randn(8, device=other), x, "bsilu", None, False))
-    raises(ValueError, "same shape",
-           lambda: torch.ops.sugar.relu_backward(torch.randn(4, device=device), x, "bsilu", None, False))
+    raises(
+        ValueError,
+        "same device",
+        lambda: torch.ops.sugar.relu_backward(torch.randn(8, device=other), x, "bsilu", None, False),
+    )
+    raises(
+        ValueError,
+        "same shape",
+        lambda: torch.ops.sugar.relu_backward(torch.randn(4, device=device), x, "bsilu", None, False),
+    )
     raises(ValueError, "unknown surrogate", lambda: torch.ops.sugar.relu(x, "no_such_surrogate", None, False))
 
 
 def test_relu_backward_rejects_mismatches():
     x = torch.randn(3, 4)
-    raises(ValueError, r"grad_output and self must have the same shape, but grad_output has shape "
-                       r"\[4, 3\] and self has shape \[3, 4\]",
-           lambda: torch.ops.sugar.relu_backward(torch.randn(4, 3), x, "bsilu", None, False))
-    raises(TypeError, r"grad_output and self must have the same dtype, but grad_output has "
-                      r"torch.float64 and self has torch.float32",
-           lambda: torch.ops.sugar.relu_backward(x.double(), x, "bsilu", None, False))
-    raises(ValueError, r"grad_output and self must be on the same device, but grad_output is on "
-                       r"meta and self is on cpu",
-           lambda: torch.ops.sugar.relu_backward(x.to("meta"), x, "bsilu", None, False))
+    raises(
+        ValueError,
+        r"grad_output and self must have the same shape, but grad_output has shape "
+        r"\[4, 3\] and self has shape \[3, 4\]",
+        lambda: torch.ops.sugar.relu_backward(torch.randn(4, 3), x, "bsilu", None, False),
+    )
+    raises(
+        TypeError,
+        r"grad_output and self must have the same dtype, but grad_output has "
+        r"torch.float64 and self has torch.float32",
+        lambda: torch.ops.sugar.relu_backward(x.double(), x, "bsilu", None, False),
+    )
+    raises(
+        ValueError,
+        r"grad_output and self must be on the same device, but grad_output is on "
+        r"meta and self is on cpu",
+        lambda: torch.ops.sugar.relu_backward(x.to("meta"), x, "bsilu", None, False),
+    )
 
 
 def test_python_wrapper_type_errors():
     x = torch.randn(3)
-    raises(TypeError, r"torch_sugar.relu: x must be a torch.Tensor, got list",
-           lambda: torch_sugar.relu([1.0, 2.0]))
-    raises(TypeError, r"surrogate must be a str naming a surrogate, got int",
-           lambda: torch_sugar.relu(x, 3))
+    raises(
+        TypeError,
+        r"torch_sugar.relu: x must be a torch.Tensor, got list",
+        lambda: torch_sugar.relu([1.0, 2.0]),
+    )
+    raises(TypeError, r"surrogate must be a str naming a surrogate, got int", lambda: torch_sugar.relu(x, 3))
     raises(TypeError, r"alpha must be a float or None, got str", lambda: torch_sugar.relu(x, "elu", "1"))
-    raises(TypeError, r"negative_only must be a bool, got int",
-           lambda: torch_sugar.relu(x, "elu", None, 1))
+    raises(TypeError, r"negative_only must be a bool, got int", lambda: torch_sugar.relu(x, "elu", None, 1))
 
 
 def test_errors_reach_python_before_backward():

@@ -1,4 +1,5 @@
 """The ops under FakeTensor/torch.library.opcheck, torch.compile(fullgraph=True) and torch.export."""
+
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ SURROGATES_UNDER_TEST = ["relu", "bsilu", "nelu", "gelu", "mish"]
 
 def sample_inputs(device, requires_grad):
     """(args, kwargs) samples for sugar::relu: dtypes, layouts, alphas and scopes."""
+
     def make(*shape, dtype=torch.float32):
         return torch.randn(*shape, device=device, dtype=dtype, requires_grad=requires_grad)
 
@@ -37,8 +39,9 @@ def test_opcheck_relu_backward(device):
         for rg in (False, True):
             g = torch.randn_like(x).requires_grad_(rg and x.dtype == torch.float64)
             xx = x.detach().clone().requires_grad_(rg and x.dtype == torch.float64)
-            torch.library.opcheck(torch.ops.sugar.relu_backward.default,
-                                  (g, xx, surrogate, alpha, negative_only))
+            torch.library.opcheck(
+                torch.ops.sugar.relu_backward.default, (g, xx, surrogate, alpha, negative_only)
+            )
 
 
 def test_meta_kernels_give_shapes_dtypes_and_strides(device):
@@ -126,15 +129,24 @@ def fresh_compile(monkeypatch, tmp_path):
 
 def mlp(act):
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(16, 32), act(), torch.nn.Linear(32, 32), act(),
-                               torch.nn.Linear(32, 4))
+    return torch.nn.Sequential(
+        torch.nn.Linear(16, 32), act(), torch.nn.Linear(32, 32), act(), torch.nn.Linear(32, 4)
+    )
 
 
 def cnn(act):
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), act(),
-                               torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8), act(),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        act(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        act(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 3),
+    )
 
 
 def train_step(model, x):
@@ -172,7 +184,10 @@ def test_inductor_fuses_sugar_and_saves_what_relu_saves(make, fresh_compile):
     # it keeps a per-channel statistic where nn.ReLU's keeps a feature map).
     sugar_saved, relu_saved = saved_for_backward(sugar_model, x), saved_for_backward(relu_model, x)
     numel = lambda shapes: sum(torch.Size(s).numel() for s in shapes)  # noqa: E731
-    assert len(sugar_saved) <= len(relu_saved) and numel(sugar_saved) <= numel(relu_saved), (sugar_saved, relu_saved)
+    assert len(sugar_saved) <= len(relu_saved) and numel(sugar_saved) <= numel(relu_saved), (
+        sugar_saved,
+        relu_saved,
+    )
     # Inference: the same code as nn.ReLU's, the same numbers.
     with torch.no_grad():
         sugar_model.eval(), relu_model.eval()
@@ -185,8 +200,9 @@ def test_inductor_gradients_equal_eager_every_surrogate_and_scope(dtype_name, fr
     dtype = getattr(torch, dtype_name)
     cases = [(s, neg) for s in SURROGATES for neg in (False, True)]
     g = torch.Generator().manual_seed(0)
-    base = torch.cat([torch.tensor([0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0]),
-                      torch.randn(200, generator=g) * 4]).to(dtype)
+    base = torch.cat(
+        [torch.tensor([0.0, -0.0, 1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0]), torch.randn(200, generator=g) * 4]
+    ).to(dtype)
     weight = torch.randn(base.shape, generator=g).to(dtype)
 
     def f(*xs):
@@ -212,6 +228,7 @@ def test_compiled_bad_surrogate_still_raises(fresh_compile):
 
 # ---------------------------------------------------------------------------------------------
 # torch.fx: SugarReLU stays a module (a leaf), so revert and DeadUnitMonitor work on the trace.
+
 
 def test_fx_symbolic_trace_keeps_sugar_relu_as_a_module():
     model = torch_sugar.convert(mlp(torch.nn.ReLU), "gelu")

@@ -2,6 +2,7 @@
 
 If a formula in reference.py (or in DESIGN.md's table) were wrong, this is where it shows.
 """
+
 import mpmath as mp
 import numpy as np
 import pytest

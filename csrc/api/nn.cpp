@@ -67,8 +67,10 @@ void SugarReLUImpl::load(torch::serialize::InputArchive& archive) {
   TORCH_CHECK_VALUE(
       surrogate.isString() && (alpha.isNone() || alpha.isDouble()) && negative_only.isBool(),
       kModuleName, "::load: the archive's entries have the wrong types: surrogate is ",
-      surrogate.tagKind(), " (want str), alpha is ", alpha.tagKind(), " (want None or float), "
-      "negative_only is ", negative_only.tagKind(), " (want bool)");
+      surrogate.tagKind(), " (want str), alpha is ", alpha.tagKind(),
+      " (want None or float), "
+      "negative_only is ",
+      negative_only.tagKind(), " (want bool)");
   SugarReLUOptions loaded(surrogate.toStringRef());
   loaded.alpha(alpha.isNone() ? std::nullopt : std::optional<double>(alpha.toDouble()));
   loaded.negative_only(negative_only.toBool());

@@ -43,11 +43,7 @@ namespace {
           "\"Building with CUDA\"). torch_sugar.build_info() shows what this build has."));
 }
 
-at::Tensor relu_no_cuda(
-    const at::Tensor& self,
-    c10::string_view,
-    std::optional<double>,
-    bool) {
+at::Tensor relu_no_cuda(const at::Tensor& self, c10::string_view, std::optional<double>, bool) {
   fail_no_cuda(kReluName, {&self});
 }
 

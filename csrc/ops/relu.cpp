@@ -37,8 +37,10 @@ void check_floating(const char* op, const char* arg, const at::Tensor& t) {
   const auto st = t.scalar_type();
   const bool ok = st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16;
   TORCH_CHECK_TYPE(
-      ok, op, ": ", arg, " must be a floating-point tensor of dtype torch.float16, "
-      "torch.bfloat16, torch.float32 or torch.float64, but got dtype ", dtype_name(st));
+      ok, op, ": ", arg,
+      " must be a floating-point tensor of dtype torch.float16, "
+      "torch.bfloat16, torch.float32 or torch.float64, but got dtype ",
+      dtype_name(st));
 }
 
 void check_like(
@@ -50,8 +52,8 @@ void check_like(
   TORCH_CHECK_VALUE(t.defined(), op, ": ", arg, " is an undefined tensor");
   TORCH_CHECK_VALUE(
       t.device() == ref.device(), op, ": ", arg, " and ", ref_arg,
-      " must be on the same device, but ", arg, " is on ", t.device(), " and ", ref_arg,
-      " is on ", ref.device());
+      " must be on the same device, but ", arg, " is on ", t.device(), " and ", ref_arg, " is on ",
+      ref.device());
   TORCH_CHECK_TYPE(
       t.scalar_type() == ref.scalar_type(), op, ": ", arg, " and ", ref_arg,
       " must have the same dtype, but ", arg, " has ", dtype_name(t.scalar_type()), " and ",
@@ -101,10 +103,10 @@ at::Tensor relu(
     c10::string_view surrogate,
     std::optional<double> alpha,
     bool negative_only) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("sugar::relu", "")
-                       .typed<at::Tensor(
-                           const at::Tensor&, c10::string_view, std::optional<double>, bool)>();
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("sugar::relu", "")
+          .typed<at::Tensor(const at::Tensor&, c10::string_view, std::optional<double>, bool)>();
   return op.call(self, surrogate, alpha, negative_only);
 }
 

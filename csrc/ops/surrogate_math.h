@@ -89,7 +89,9 @@ C10_HOST_DEVICE inline double verfc(double x) {
 // The same building blocks lane by lane, for the per-ISA CPU kernels (see the top).
 template <typename T>
 inline at::vec::Vectorized<T> where(
-    const at::vec::Vectorized<T>& mask, const at::vec::Vectorized<T>& a, const at::vec::Vectorized<T>& b) {
+    const at::vec::Vectorized<T>& mask,
+    const at::vec::Vectorized<T>& a,
+    const at::vec::Vectorized<T>& b) {
   return at::vec::Vectorized<T>::blendv(b, a, mask);
 }
 template <typename T>
@@ -127,8 +129,8 @@ template <typename T>
 C10_HOST_DEVICE inline SigmoidParts<T> sigmoid_parts(T x) {
   const T e = vexp(-vabs(x));
   const T inv = T(1) / (T(1) + e);
-  const T big = inv;       // sigmoid(|x|)
-  const T small = e * inv; // sigmoid(-|x|)
+  const T big = inv;        // sigmoid(|x|)
+  const T small = e * inv;  // sigmoid(-|x|)
   const auto nonneg = x >= T(0);
   SigmoidParts<T> p;
   p.sig = where(nonneg, big, small);
@@ -297,10 +299,10 @@ C10_HOST_DEVICE inline T gelu_tanh_grad2(T x) {
 // Every numerator and denominator lies in [0, 250] (denominators >= 1): no overflow anywhere.
 template <typename T>
 struct MishFractions {
-  T t_num, t_den;          // t = t_num / t_den
-  T q, r;                  // sech2 = 4 q r / (q + r)^2
-  T sig_num, sig_n_num;    // sigma = sig_num / one_e, sigmoid(-x) = sig_n_num / one_e
-  T one_e;                 // 1 + e
+  T t_num, t_den;        // t = t_num / t_den
+  T q, r;                // sech2 = 4 q r / (q + r)^2
+  T sig_num, sig_n_num;  // sigma = sig_num / one_e, sigmoid(-x) = sig_n_num / one_e
+  T one_e;               // 1 + e
 };
 
 template <typename T>
@@ -320,10 +322,10 @@ C10_HOST_DEVICE inline MishFractions<T> mish_fractions(T x) {
 
 template <typename T>
 struct MishParts {
-  T t;       // tanh(softplus(x))
-  T sech2;   // 1 - t^2
-  T sig;     // sigmoid(x) = softplus'(x)
-  T sig_n;   // sigmoid(-x)
+  T t;      // tanh(softplus(x))
+  T sech2;  // 1 - t^2
+  T sig;    // sigmoid(x) = softplus'(x)
+  T sig_n;  // sigmoid(-x)
 };
 
 template <typename T>
@@ -461,24 +463,24 @@ C10_HOST_DEVICE inline T relu_double_backward(T grad_grad, T grad, T x, T a, boo
 // Calls `__VA_ARGS__` (a generic lambda body using the compile-time constant `kSurrogate`) with
 // the surrogate `KIND` known at compile time. Used by every backend to hoist the switch out of
 // the element loop.
-#define SUGAR_SURROGATE_CASE(NAME, ...)                                              \
-  case ::sugar::math::Surrogate::NAME: {                                             \
-    constexpr ::sugar::math::Surrogate kSurrogate = ::sugar::math::Surrogate::NAME;  \
-    (void)kSurrogate;                                                                \
-    __VA_ARGS__();                                                                   \
-    break;                                                                           \
+#define SUGAR_SURROGATE_CASE(NAME, ...)                                             \
+  case ::sugar::math::Surrogate::NAME: {                                            \
+    constexpr ::sugar::math::Surrogate kSurrogate = ::sugar::math::Surrogate::NAME; \
+    (void)kSurrogate;                                                               \
+    __VA_ARGS__();                                                                  \
+    break;                                                                          \
   }
 
-#define SUGAR_DISPATCH_SURROGATE(KIND, ...)            \
-  switch (KIND) {                                      \
-    SUGAR_SURROGATE_CASE(relu, __VA_ARGS__)            \
-    SUGAR_SURROGATE_CASE(bsilu, __VA_ARGS__)           \
-    SUGAR_SURROGATE_CASE(nelu, __VA_ARGS__)            \
-    SUGAR_SURROGATE_CASE(elu, __VA_ARGS__)             \
-    SUGAR_SURROGATE_CASE(selu, __VA_ARGS__)            \
-    SUGAR_SURROGATE_CASE(leaky_relu, __VA_ARGS__)      \
-    SUGAR_SURROGATE_CASE(gelu, __VA_ARGS__)            \
-    SUGAR_SURROGATE_CASE(gelu_tanh, __VA_ARGS__)       \
-    SUGAR_SURROGATE_CASE(silu, __VA_ARGS__)            \
-    SUGAR_SURROGATE_CASE(mish, __VA_ARGS__)            \
+#define SUGAR_DISPATCH_SURROGATE(KIND, ...)       \
+  switch (KIND) {                                 \
+    SUGAR_SURROGATE_CASE(relu, __VA_ARGS__)       \
+    SUGAR_SURROGATE_CASE(bsilu, __VA_ARGS__)      \
+    SUGAR_SURROGATE_CASE(nelu, __VA_ARGS__)       \
+    SUGAR_SURROGATE_CASE(elu, __VA_ARGS__)        \
+    SUGAR_SURROGATE_CASE(selu, __VA_ARGS__)       \
+    SUGAR_SURROGATE_CASE(leaky_relu, __VA_ARGS__) \
+    SUGAR_SURROGATE_CASE(gelu, __VA_ARGS__)       \
+    SUGAR_SURROGATE_CASE(gelu_tanh, __VA_ARGS__)  \
+    SUGAR_SURROGATE_CASE(silu, __VA_ARGS__)       \
+    SUGAR_SURROGATE_CASE(mish, __VA_ARGS__)       \
   }

@@ -32,10 +32,10 @@ at::Tensor relu_direct(
     std::optional<double> alpha,
     bool negative_only) {
   // Looked up on first use (the op library is loaded after this module is imported).
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("sugar::relu", "")
-                             .typed<at::Tensor(
-                                 const at::Tensor&, c10::string_view, std::optional<double>, bool)>();
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("sugar::relu", "")
+          .typed<at::Tensor(const at::Tensor&, c10::string_view, std::optional<double>, bool)>();
   pybind11::gil_scoped_release no_gil;
   return op.call(self, surrogate, alpha, negative_only);
 }

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   std::vector<at::Tensor> params;
   for (const auto& p : model.parameters()) params.push_back(p);
   if (params.empty() || params[0].dim() != 2) {
-    std::fprintf(stderr, "%s: expected a model whose first parameter is a Linear weight\n", argv[1]);
+    std::fprintf(
+        stderr, "%s: expected a model whose first parameter is a Linear weight\n", argv[1]);
     return 1;
   }
   const auto options = params[0].options().requires_grad(false);

@@ -30,9 +30,8 @@ int main(int argc, char** argv) {
 
   sugar::nn::SugarReLUOptions act(surrogate);
   torch::nn::Sequential net(
-      torch::nn::Linear(2, 64), sugar::nn::SugarReLU(act),
-      torch::nn::Linear(64, 64), sugar::nn::SugarReLU(act),
-      torch::nn::Linear(64, 1));
+      torch::nn::Linear(2, 64), sugar::nn::SugarReLU(act), torch::nn::Linear(64, 64),
+      sugar::nn::SugarReLU(act), torch::nn::Linear(64, 1));
   {
     torch::NoGradGuard no_grad;
     for (int i : {0, 2}) net[i]->as<torch::nn::Linear>()->bias.sub_(0.5);
@@ -48,8 +47,8 @@ int main(int argc, char** argv) {
     for (int64_t start = 0; start < x_train.size(0); start += batch) {
       at::Tensor idx = order.slice(0, start, start + batch);
       optimizer.zero_grad();
-      at::Tensor loss = torch::binary_cross_entropy_with_logits(net->forward(x_train.index_select(0, idx)),
-                                                                y_train.index_select(0, idx));
+      at::Tensor loss = torch::binary_cross_entropy_with_logits(
+          net->forward(x_train.index_select(0, idx)), y_train.index_select(0, idx));
       loss.backward();
       optimizer.step();
       total += loss.item<double>() * idx.size(0);
@@ -57,8 +56,10 @@ int main(int argc, char** argv) {
     net->eval();
     torch::NoGradGuard no_grad;
     at::Tensor logits = net->forward(x_test);
-    const double accuracy = ((logits > 0).to(torch::kFloat) == y_test).to(torch::kFloat).mean().item<double>();
-    std::printf("epoch %3d  loss %.6f  test accuracy %.3f\n", epoch, total / x_train.size(0), accuracy);
+    const double accuracy =
+        ((logits > 0).to(torch::kFloat) == y_test).to(torch::kFloat).mean().item<double>();
+    std::printf(
+        "epoch %3d  loss %.6f  test accuracy %.3f\n", epoch, total / x_train.size(0), accuracy);
   }
   return 0;
 }

@@ -12,6 +12,7 @@ Importing this package loads the op library (``library_path``), which registers 
 ``torch.ops.sugar.relu`` and ``torch.ops.sugar.relu_backward`` for eager mode, autograd,
 TorchScript and torch.compile.
 """
+
 import os as _os
 
 import torch as _torch
@@ -33,29 +34,32 @@ def _load():
     if not _os.path.exists(library_path):
         raise ImportError(
             f"torch_sugar: the op library {library_path} is missing; this package was not built. "
-            "Build it with `make build` (or `pip install -e .`) in the torch-sugar checkout.")
+            "Build it with `make build` (or `pip install -e .`) in the torch-sugar checkout."
+        )
     try:
         from . import _C
     except ImportError as exc:
         raise ImportError(
             f"torch_sugar: cannot import its extension module ({exc}); it was built for another torch "
-            f"or Python. Rebuild it against torch {_torch.__version__} with `make build`.") from exc
+            f"or Python. Rebuild it against torch {_torch.__version__} with `make build`."
+        ) from exc
     built_for = _C.torch_version
     running = _torch.__version__.split("+")[0]
     if built_for != running:
         raise ImportError(
             f"torch_sugar was built against torch {built_for} but torch {running} is installed; "
-            "C++ extensions only work with the torch they were built for. Rebuild with `make build`.")
+            "C++ extensions only work with the torch they were built for. Rebuild with `make build`."
+        )
     _torch.ops.load_library(library_path)
     return _C
 
 
 _C = _load()
 
+from . import _pt2  # noqa: E402
 from ._ops import build_info, relu, relu_backward, surrogates  # noqa: E402
 from .modules import SugarReLU, convert, revert  # noqa: E402
 from .monitor import DeadUnitMonitor  # noqa: E402
-from . import _pt2  # noqa: E402
 
 _pt2.register()  # vmap rules, decompositions for inductor and ONNX (see _pt2.py)
 

@@ -14,6 +14,7 @@ The formulas are those of csrc/ops/surrogate_math.h, term for term (the same sta
 same float64 reference (tests/reference.py). Half types compute in float32 and round once, as
 the kernels do.
 """
+
 import itertools
 from typing import Callable, Dict, Optional, Tuple
 
@@ -54,11 +55,12 @@ def resolve(surrogate: str, alpha: Optional[float]) -> Tuple[str, float]:
 
 # ---- the surrogate math, as surrogate_math.h writes it ----
 
+
 def _sigmoid_parts(x: Tensor):
     """sigmoid(x), sigmoid(-x) and their product from one exp(-|x|)."""
     e = torch.exp(-x.abs())
     big = 1.0 / (1.0 + e)  # sigmoid(|x|)
-    small = e * big        # sigmoid(-|x|)
+    small = e * big  # sigmoid(-|x|)
     nonneg = x >= 0
     return torch.where(nonneg, big, small), torch.where(nonneg, small, big), big * small
 
@@ -193,8 +195,10 @@ def _opmath(t: Tensor) -> Tensor:
 
 # ---- the three ops ----
 
-def relu(self: Tensor, surrogate: str = "bsilu", alpha: Optional[float] = None,
-         negative_only: bool = False) -> Tensor:
+
+def relu(
+    self: Tensor, surrogate: str = "bsilu", alpha: Optional[float] = None, negative_only: bool = False
+) -> Tensor:
     """sugar::relu is torch.relu in the forward pass.
 
     In a training graph the backward needs the input x (for d(x)) and the next layer needs
@@ -234,8 +238,9 @@ except ImportError:
     _PREFER_RECOMPUTE = None
 
 
-def relu_backward(grad_output: Tensor, self: Tensor, surrogate: str, alpha: Optional[float],
-                  negative_only: bool) -> Tensor:
+def relu_backward(
+    grad_output: Tensor, self: Tensor, surrogate: str, alpha: Optional[float], negative_only: bool
+) -> Tensor:
     """grad_output * d(self); d = 1 where self > 0 with negative_only."""
     kind, a = resolve(surrogate, alpha)
     if kind == "relu":
@@ -249,8 +254,14 @@ def relu_backward(grad_output: Tensor, self: Tensor, surrogate: str, alpha: Opti
     return scaled.to(self.dtype)
 
 
-def relu_double_backward(grad_grad: Tensor, grad_output: Tensor, self: Tensor, surrogate: str,
-                         alpha: Optional[float], negative_only: bool) -> Tensor:
+def relu_double_backward(
+    grad_grad: Tensor,
+    grad_output: Tensor,
+    self: Tensor,
+    surrogate: str,
+    alpha: Optional[float],
+    negative_only: bool,
+) -> Tensor:
     """grad_grad * grad_output * s''(self); 0 where negative_only pins d to 1."""
     kind, a = resolve(surrogate, alpha)
     if kind in ("relu", "leaky_relu"):
@@ -269,4 +280,3 @@ def table() -> Dict[torch._ops.OpOverload, Callable]:
         torch.ops.sugar.relu_backward.default: relu_backward,
         torch.ops.sugar._relu_double_backward.default: relu_double_backward,
     }
-

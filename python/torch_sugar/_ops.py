@@ -1,4 +1,5 @@
 """Python entry points to the sugar ops. All the work happens in the C++ op library."""
+
 from collections import namedtuple
 from numbers import Real
 from typing import List, Optional
@@ -25,13 +26,16 @@ def _check_args(fn: str, surrogate, alpha, negative_only) -> Optional[float]:
 
     Returns alpha as a float (or None): an int alpha is a value like any other."""
     if not isinstance(surrogate, str):
-        raise TypeError(f"{fn}: surrogate must be a str naming a surrogate, got {type(surrogate).__name__}"
-                        f" ({surrogate!r})")
+        raise TypeError(
+            f"{fn}: surrogate must be a str naming a surrogate, got {type(surrogate).__name__}"
+            f" ({surrogate!r})"
+        )
     if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real)):
         raise TypeError(f"{fn}: alpha must be a float or None, got {type(alpha).__name__} ({alpha!r})")
     if not isinstance(negative_only, bool):
-        raise TypeError(f"{fn}: negative_only must be a bool, got {type(negative_only).__name__}"
-                        f" ({negative_only!r})")
+        raise TypeError(
+            f"{fn}: negative_only must be a bool, got {type(negative_only).__name__} ({negative_only!r})"
+        )
     if alpha is None:
         return None
     try:
@@ -39,8 +43,10 @@ def _check_args(fn: str, surrogate, alpha, negative_only) -> Optional[float]:
     except OverflowError:
         text = str(alpha)
         shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} digits)"
-        raise ValueError(f"{fn}: alpha must be a finite number, but got alpha={shown}, which is too "
-                         "large for a float (torch_sugar.surrogates() lists each surrogate's range)") from None
+        raise ValueError(
+            f"{fn}: alpha must be a finite number, but got alpha={shown}, which is too "
+            "large for a float (torch_sugar.surrogates() lists each surrogate's range)"
+        ) from None
 
 
 # The ops' overloads, looked up once (cheaper per call than torch.ops.sugar.relu(...)).
@@ -61,8 +67,9 @@ def _relu_checked(fn: str, x, surrogate, alpha, negative_only) -> torch.Tensor:
     return _RELU(x, surrogate, alpha, negative_only)
 
 
-def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = None,
-         negative_only: bool = False) -> torch.Tensor:
+def relu(
+    x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = None, negative_only: bool = False
+) -> torch.Tensor:
     """SUGAR ReLU: ``torch.relu(x)`` forward; backward ``grad * s'(x)`` for surrogate ``s``.
 
     Args:
@@ -89,15 +96,21 @@ def relu(x: torch.Tensor, surrogate: str = "bsilu", alpha: Optional[float] = Non
     return _relu_checked("torch_sugar.relu", x, surrogate, alpha, negative_only)
 
 
-def relu_backward(grad_output: torch.Tensor, x: torch.Tensor, surrogate: str = "bsilu",
-                  alpha: Optional[float] = None, negative_only: bool = False) -> torch.Tensor:
+def relu_backward(
+    grad_output: torch.Tensor,
+    x: torch.Tensor,
+    surrogate: str = "bsilu",
+    alpha: Optional[float] = None,
+    negative_only: bool = False,
+) -> torch.Tensor:
     """``grad_output * d(x)``: the gradient :func:`relu` uses, as a differentiable op."""
     alpha = _check_args("torch_sugar.relu_backward", surrogate, alpha, negative_only)
     return _RELU_BACKWARD(grad_output, x, surrogate, alpha, negative_only)
 
 
-def validate(surrogate: str, alpha: Optional[float] = None, negative_only: bool = False,
-             fn: str = "torch_sugar") -> None:
+def validate(
+    surrogate: str, alpha: Optional[float] = None, negative_only: bool = False, fn: str = "torch_sugar"
+) -> None:
     """Raises TypeError/ValueError unless the arguments are accepted by the ops."""
     alpha = _check_args(fn, surrogate, alpha, negative_only)
     # The C++ library is the one judge of names and alpha ranges: ask it on an empty tensor.
@@ -115,8 +128,10 @@ def build_info() -> dict:
         # TORCH_CUDA_ARCH_LIST the CUDA kernels were compiled for (None in a CPU-only build).
         "cuda_arch_list": _C.cuda_arch_list,
         # (A CPU-only build registers error kernels for CUDA that say so: not kernels.)
-        "kernels": {key: bool(has("sugar::relu", key)) and (key != "CUDA" or bool(_C.cuda_compiled))
-                    for key in ("CPU", "CUDA", "Meta", "Autograd")},
+        "kernels": {
+            key: bool(has("sugar::relu", key)) and (key != "CUDA" or bool(_C.cuda_compiled))
+            for key in ("CPU", "CUDA", "Meta", "Autograd")
+        },
         # The CPU kernels in use: "default", "avx2" or "avx512" (SUGAR_CPU_CAPABILITY forces one).
         "cpu_capability": _cpu_capability_or_error(),
     }

@@ -15,6 +15,7 @@
 Autograd (reverse and forward mode, second order) is the C++ library's, for every caller: the
 functorch transforms (grad, vjp, jacrev, jvp, jacfwd, hessian) run it as they run ATen's own.
 """
+
 import importlib.abc
 import importlib.machinery
 import sys
@@ -30,6 +31,7 @@ _NUM_TENSORS = {"relu": 1, "relu_backward": 2, "_relu_double_backward": 3}
 
 
 # ---- vmap ----
+
 
 def _vmap_rule(name: str) -> Callable:
     op = getattr(torch.ops.sugar, name).default
@@ -51,6 +53,7 @@ def _vmap_rule(name: str) -> Callable:
 
 
 # ---- running code once a module is imported ----
+
 
 class _LoaderThenCall(importlib.abc.Loader):
     def __init__(self, loader, callback):
@@ -107,6 +110,7 @@ def _after_import(name: str, callback: Callable) -> None:
 
 
 # ---- registrations ----
+
 
 def _register_inductor(module) -> None:
     # inductor's own table (torch._inductor.decomposition.decompositions), read at every compile.

@@ -1,4 +1,5 @@
 """``SugarReLU`` (an ``nn.Module``) and ``convert``/``revert`` to swap it with ``nn.ReLU``."""
+
 from typing import Optional
 
 import torch
@@ -25,8 +26,7 @@ class SugarReLU(nn.Module):
     alpha: Optional[float]
     negative_only: bool
 
-    def __init__(self, surrogate: str = "bsilu", alpha: Optional[float] = None,
-                 negative_only: bool = False):
+    def __init__(self, surrogate: str = "bsilu", alpha: Optional[float] = None, negative_only: bool = False):
         super().__init__()
         validate(surrogate, alpha, negative_only, fn="SugarReLU")
         self.surrogate = surrogate
@@ -66,8 +66,9 @@ class SugarReLU(nn.Module):
         return f"surrogate={self.surrogate!r}{alpha}{scope}"
 
 
-def convert(model: nn.Module, surrogate: str = "bsilu", alpha: Optional[float] = None,
-            negative_only: bool = False) -> nn.Module:
+def convert(
+    model: nn.Module, surrogate: str = "bsilu", alpha: Optional[float] = None, negative_only: bool = False
+) -> nn.Module:
     """Replaces every ``nn.ReLU`` in ``model`` (nested ones too) by ``SugarReLU`` in place.
 
     Returns the model (a new SugarReLU if ``model`` itself is an ``nn.ReLU``). Calls of

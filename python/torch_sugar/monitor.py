@@ -15,6 +15,7 @@ its pre-activation was <= 0 for every input, so plain ReLU passes it no gradient
 A *unit* is a feature of a 2-D ``(batch, features)`` output and a channel of an ``(batch,
 channels, ...)`` output (conv feature maps: the channel is active if any position is > 0).
 """
+
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple, Type
@@ -70,8 +71,9 @@ class DeadUnitResults:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(f"DeadUnitResults: no layer named {name!r}; layers seen: "
-                       f"{[layer.name for layer in self.layers]}")
+        raise KeyError(
+            f"DeadUnitResults: no layer named {name!r}; layers seen: {[layer.name for layer in self.layers]}"
+        )
 
     def as_dict(self) -> dict:
         """Plain-Python form (for JSON): totals plus ``layers: {name: {units, dead, fraction}}``."""
@@ -80,9 +82,17 @@ class DeadUnitResults:
             "dead": self.dead,
             "units": self.units,
             "layers": OrderedDict(
-                (layer.name, {"units": layer.units, "dead": layer.dead, "fraction": layer.fraction,
-                              "samples": layer.samples})
-                for layer in self.layers),
+                (
+                    layer.name,
+                    {
+                        "units": layer.units,
+                        "dead": layer.dead,
+                        "fraction": layer.fraction,
+                        "samples": layer.samples,
+                    },
+                )
+                for layer in self.layers
+            ),
         }
 
 
@@ -108,8 +118,9 @@ class DeadUnitMonitor:
 
     DEFAULT_TYPES: Tuple[Type[nn.Module], ...] = (nn.ReLU, SugarReLU)
 
-    def __init__(self, model: nn.Module, module_types: Optional[Iterable[Type[nn.Module]]] = None,
-                 enabled: bool = True):
+    def __init__(
+        self, model: nn.Module, module_types: Optional[Iterable[Type[nn.Module]]] = None, enabled: bool = True
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"DeadUnitMonitor: model must be an nn.Module, got {type(model).__name__}")
         types = self.DEFAULT_TYPES if module_types is None else tuple(module_types)
@@ -117,18 +128,22 @@ class DeadUnitMonitor:
             raise TypeError(f"DeadUnitMonitor: module_types must be nn.Module subclasses, got {types!r}")
         self.enabled = bool(enabled)
         self._module_names: "OrderedDict[str, nn.Module]" = OrderedDict(
-            (name or "(model)", module) for name, module in model.named_modules()
-            if isinstance(module, types))
+            (name or "(model)", module) for name, module in model.named_modules() if isinstance(module, types)
+        )
         if not self._module_names:
             raise ValueError(
-                "DeadUnitMonitor: the model has no " + " or ".join(t.__name__ for t in types)
-                + " modules to hook (functional relu calls inside forward() cannot be hooked)")
+                "DeadUnitMonitor: the model has no "
+                + " or ".join(t.__name__ for t in types)
+                + " modules to hook (functional relu calls inside forward() cannot be hooked)"
+            )
         self._active: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self._samples: Dict[str, int] = {}
         self._calls: Dict[int, int] = {}
         self._in_model_forward = False
-        self._handles = [model.register_forward_pre_hook(self._model_pre_hook),
-                         model.register_forward_hook(self._model_post_hook, always_call=True)]
+        self._handles = [
+            model.register_forward_pre_hook(self._model_pre_hook),
+            model.register_forward_hook(self._model_post_hook, always_call=True),
+        ]
         for name, module in self._module_names.items():
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
 
@@ -151,6 +166,7 @@ class DeadUnitMonitor:
                 if call:
                     key = f"{name}#{call}"
             self._record(key, output)
+
         return hook
 
     def _record(self, key: str, output: torch.Tensor) -> None:
@@ -169,7 +185,8 @@ class DeadUnitMonitor:
             elif seen.shape != active.shape:
                 raise RuntimeError(
                     f"DeadUnitMonitor: layer {key!r} produced {active.numel()} units, earlier "
-                    f"{seen.numel()}; call reset() before feeding inputs of another layout")
+                    f"{seen.numel()}; call reset() before feeding inputs of another layout"
+                )
             else:
                 seen |= active.to(seen.device)
             self._samples[key] = self._samples.get(key, 0) + samples
@@ -191,11 +208,17 @@ class DeadUnitMonitor:
 
     def results(self) -> DeadUnitResults:
         """Per-layer counts since the last reset, in the order the layers first ran."""
-        return DeadUnitResults(tuple(
-            LayerDeadUnits(name=key, units=int(active.numel()),
-                           dead=int(active.numel() - int(active.sum())),
-                           samples=self._samples[key])
-            for key, active in self._active.items()))
+        return DeadUnitResults(
+            tuple(
+                LayerDeadUnits(
+                    name=key,
+                    units=int(active.numel()),
+                    dead=int(active.numel() - int(active.sum())),
+                    samples=self._samples[key],
+                )
+                for key, active in self._active.items()
+            )
+        )
 
     def remove(self) -> None:
         """Removes every hook; the counts stay readable."""
@@ -212,5 +235,7 @@ class DeadUnitMonitor:
     def __repr__(self) -> str:
         res = self.results()
         state = "hooked" if self._handles else "hooks removed"
-        return (f"DeadUnitMonitor({len(self._module_names)} modules, {state}, "
-                f"{res.dead}/{res.units} units dead so far)")
+        return (
+            f"DeadUnitMonitor({len(self._module_names)} modules, {state}, "
+            f"{res.dead}/{res.units} units dead so far)"
+        )

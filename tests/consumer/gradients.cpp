@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
     at::Tensor x = x0.clone().requires_grad_(true);
     sugar::relu(x, name, alpha, negative_only != 0).backward(v);
 
-    sugar::nn::SugarReLU act(sugar::nn::SugarReLUOptions(name).alpha(alpha).negative_only(negative_only != 0));
+    sugar::nn::SugarReLU act(
+        sugar::nn::SugarReLUOptions(name).alpha(alpha).negative_only(negative_only != 0));
     at::Tensor xm = x0.clone().requires_grad_(true);
     act(xm).backward(v);
 
@@ -52,8 +53,10 @@ int main(int argc, char** argv) {
     const double err = (x.grad() - want).abs().max().item<double>();
     const double err_module = (xm.grad() - want).abs().max().item<double>();
     const bool ok = err <= 1e-12 * scale && err_module <= 1e-12 * scale;
-    std::printf("%-10s alpha=%-5s negative_only=%d  max|grad - python| = %.3g (sugar::relu), %.3g (SugarReLU)%s\n",
-                name.c_str(), alpha_text.c_str(), negative_only, err, err_module, ok ? "" : "  MISMATCH");
+    std::printf(
+        "%-10s alpha=%-5s negative_only=%d  max|grad - python| = %.3g (sugar::relu), %.3g "
+        "(SugarReLU)%s\n",
+        name.c_str(), alpha_text.c_str(), negative_only, err, err_module, ok ? "" : "  MISMATCH");
     ++cases;
     failures += ok ? 0 : 1;
   }

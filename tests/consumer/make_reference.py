@@ -7,6 +7,7 @@ grads.txt           for every surrogate (default and non-default alpha, both sco
 model.pt            a scripted model with SugarReLU layers (torch.ops.sugar.relu inside)
 model_reference.pt  its input x, a gradient v for its output, its output and x's gradient
 """
+
 import argparse
 import os
 
@@ -25,21 +26,38 @@ def main():
 
     if args.use_package:
         import torch_sugar
+
         relu = torch_sugar.relu
         names = [(s.name, s.default_alpha) for s in torch_sugar.surrogates()]
         activation = lambda: torch_sugar.SugarReLU("nelu", alpha=0.05)  # noqa: E731
     else:
         torch.ops.load_library(args.library)
         relu = torch.ops.sugar.relu
-        names = [(n, a) for n, a in [("relu", None), ("bsilu", 1.67), ("nelu", 0.01), ("elu", 1.0),
-                                     ("selu", None), ("leaky_relu", 0.01), ("gelu", None),
-                                     ("gelu_tanh", None), ("silu", None), ("swish", None),
-                                     ("mish", None)]]
+        names = [
+            (n, a)
+            for n, a in [
+                ("relu", None),
+                ("bsilu", 1.67),
+                ("nelu", 0.01),
+                ("elu", 1.0),
+                ("selu", None),
+                ("leaky_relu", 0.01),
+                ("gelu", None),
+                ("gelu_tanh", None),
+                ("silu", None),
+                ("swish", None),
+                ("mish", None),
+            ]
+        ]
         activation = None
 
     torch.manual_seed(0)
-    x = torch.cat([torch.tensor([0.0, 1e-6, -1e-6, 4.0, -4.0, 15.0, -15.0], dtype=torch.float64),
-                   3 * torch.randn(41, dtype=torch.float64)])
+    x = torch.cat(
+        [
+            torch.tensor([0.0, 1e-6, -1e-6, 4.0, -4.0, 15.0, -15.0], dtype=torch.float64),
+            3 * torch.randn(41, dtype=torch.float64),
+        ]
+    )
     v = torch.randn_like(x)
     fmt = lambda t: " ".join(f"{value:.17g}" for value in t.tolist())  # noqa: E731
     lines = []
@@ -49,7 +67,9 @@ def main():
             for negative_only in (False, True):
                 xg = x.clone().requires_grad_(True)
                 relu(xg, name, alpha, negative_only).backward(v)
-                lines.append(f"{name} {'none' if alpha is None else repr(alpha)} {int(negative_only)} {x.numel()}")
+                lines.append(
+                    f"{name} {'none' if alpha is None else repr(alpha)} {int(negative_only)} {x.numel()}"
+                )
                 lines += [fmt(x), fmt(v), fmt(xg.grad)]
     with open(os.path.join(args.out, "grads.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -95,8 +115,10 @@ def main():
 
     refs = {"x": xm.detach(), "v": vm, "out": out.detach(), "grad_x": xm.grad}
     torch.jit.script(Tensors(refs)).save(os.path.join(args.out, "model_reference.pt"))
-    print(f"make_reference: {len(lines) // 4} gradient cases and a scripted model in {args.out} "
-          f"({'torch_sugar package' if args.use_package else args.library})")
+    print(
+        f"make_reference: {len(lines) // 4} gradient cases and a scripted model in {args.out} "
+        f"({'torch_sugar package' if args.use_package else args.library})"
+    )
 
 
 if __name__ == "__main__":

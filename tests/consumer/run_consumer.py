@@ -10,6 +10,7 @@ The Python numbers come from the torch_sugar package when it can be imported (fo
 that is a second, independent build of the same sources), else from the installed library.
 Exits 77 (ctest: skipped) for --pip when this Python has no built torch_sugar package.
 """
+
 import argparse
 import os
 import shutil
@@ -47,8 +48,10 @@ def main():
     package_prefix = python_value("import torch_sugar; print(torch_sugar.cmake_prefix_path)")
     if args.pip:
         if package_prefix is None:
-            print("run_consumer: this Python cannot import a built torch_sugar package; skipped "
-                  "(build it with `make build`)")
+            print(
+                "run_consumer: this Python cannot import a built torch_sugar package; skipped "
+                "(build it with `make build`)"
+            )
             return 77
         prefix = package_prefix
     else:
@@ -64,19 +67,34 @@ def main():
         for name in PROJECT_FILES:
             shutil.copy(os.path.join(HERE, name), src)
 
-        reference = ["--use-package"] if package_prefix is not None else [
-            "--library", os.path.join(prefix, "lib", "libtorch_sugar.so")]
+        reference = (
+            ["--use-package"]
+            if package_prefix is not None
+            else ["--library", os.path.join(prefix, "lib", "libtorch_sugar.so")]
+        )
         run([sys.executable, os.path.join(HERE, "make_reference.py"), "--out", data] + reference)
 
-        configure = [args.cmake, "-S", src, "-B", build, f"-DCMAKE_PREFIX_PATH={prefix};{torch_prefix}",
-                     "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed"]
+        configure = [
+            args.cmake,
+            "-S",
+            src,
+            "-B",
+            build,
+            f"-DCMAKE_PREFIX_PATH={prefix};{torch_prefix}",
+            "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed",
+        ]
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"]
         run(configure)
         run([args.cmake, "--build", build, "--parallel", "2"])
         run([os.path.join(build, "gradients"), os.path.join(data, "grads.txt")])
-        run([os.path.join(build, "run_scripted"), os.path.join(data, "model.pt"),
-             os.path.join(data, "model_reference.pt")])
+        run(
+            [
+                os.path.join(build, "run_scripted"),
+                os.path.join(data, "model.pt"),
+                os.path.join(data, "model_reference.pt"),
+            ]
+        )
         ok = True
     finally:
         if ok and not args.keep:

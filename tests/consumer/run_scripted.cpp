@@ -20,9 +20,12 @@ int main(int argc, char** argv) {
     (out * ref.attr("v").toTensor()).sum().backward();
     const double err_out = (out - ref.attr("out").toTensor()).abs().max().item<double>();
     const double err_grad = (x.grad() - ref.attr("grad_x").toTensor()).abs().max().item<double>();
-    std::printf("scripted model: max|out - python| = %.3g, max|grad_x - python| = %.3g\n", err_out, err_grad);
+    std::printf(
+        "scripted model: max|out - python| = %.3g, max|grad_x - python| = %.3g\n", err_out,
+        err_grad);
     return err_out <= 1e-12 && err_grad <= 1e-12 ? 0 : 1;
-  } catch (const std::exception& e) {  // "Unknown builtin op: sugar::relu" if the library is not linked
+  } catch (
+      const std::exception& e) {  // "Unknown builtin op: sugar::relu" if the library is not linked
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }

@@ -13,6 +13,7 @@ stop-gradient form of SUGAR with d(x) written out), so the numbers handed to C++
 The op library is loaded with torch.ops.load_library (the one CMake built, or, with
 --use-package, the one of the installed torch_sugar package).
 """
+
 import argparse
 import math
 import os
@@ -63,6 +64,7 @@ def bsilu_negative_d(a=1.67):
     def d(x):
         s = torch.sigmoid(x)
         return torch.where(x > 0, torch.ones_like(x), s + (x + a) * s * (1 - s))
+
     return d
 
 
@@ -115,14 +117,22 @@ def main():
         for p in scripted.parameters():
             p -= LR * p.grad
         loss_after = torch.nn.functional.mse_loss(scripted(x), y)
-    tensors = {"x": x, "y": y, "out": out.detach(), "loss": loss.detach().reshape(1),
-               "loss_after": loss_after.reshape(1), "lr": torch.tensor([LR], dtype=torch.float64)}
+    tensors = {
+        "x": x,
+        "y": y,
+        "out": out.detach(),
+        "loss": loss.detach().reshape(1),
+        "loss_after": loss_after.reshape(1),
+        "lr": torch.tensor([LR], dtype=torch.float64),
+    }
     for name, p in scripted.named_parameters():
         tensors["grad_" + name.replace(".", "_")] = grads[name]
         tensors["stepped_" + name.replace(".", "_")] = p.detach().clone()
     torch.jit.script(Tensors(tensors)).save(os.path.join(args.out, "mlp_reference.pt"))
-    print(f"make_fixtures: wrote {args.out}/mlp.pt and mlp_reference.pt "
-          f"(loss {loss.item():.6f} -> {loss_after.item():.6f} after one SGD step, lr={LR})")
+    print(
+        f"make_fixtures: wrote {args.out}/mlp.pt and mlp_reference.pt "
+        f"(loss {loss.item():.6f} -> {loss_after.item():.6f} after one SGD step, lr={LR})"
+    )
     assert math.isfinite(loss_after.item())
 
 

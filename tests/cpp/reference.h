@@ -26,8 +26,12 @@ inline double default_alpha(const std::string& name) {
   return 0.0;
 }
 
-inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-inline double softplus(double x) { return x > 30 ? x : std::log1p(std::exp(x)); }
+inline double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
+inline double softplus(double x) {
+  return x > 30 ? x : std::log1p(std::exp(x));
+}
 
 constexpr double kSeluLambda = 1.0507009873554805;
 constexpr double kSeluAlpha = 1.6732632423543772;
@@ -50,10 +54,13 @@ inline Derivatives full_scope(const std::string& name, double a, double x) {
     const double q = 1 + x * x;
     return {2 * a * x / (q * q), 2 * a * (1 - 3 * x * x) / (q * q * q)};
   }
-  if (name == "elu") return x > 0 ? Derivatives{1.0, 0.0} : Derivatives{a * std::exp(x), a * std::exp(x)};
+  if (name == "elu")
+    return x > 0 ? Derivatives{1.0, 0.0} : Derivatives{a * std::exp(x), a * std::exp(x)};
   if (name == "selu") {
     return x > 0 ? Derivatives{kSeluLambda, 0.0}
-                 : Derivatives{kSeluLambda * kSeluAlpha * std::exp(x), kSeluLambda * kSeluAlpha * std::exp(x)};
+                 : Derivatives{
+                       kSeluLambda * kSeluAlpha * std::exp(x),
+                       kSeluLambda * kSeluAlpha * std::exp(x)};
   }
   if (name == "leaky_relu") return {x > 0 ? 1.0 : a, 0.0};
   if (name == "gelu") {
@@ -67,8 +74,9 @@ inline Derivatives full_scope(const std::string& name, double a, double x) {
     const double t = std::tanh(c * (x + k * x * x * x));
     const double du = c * (1 + 3 * k * x * x), ddu = c * 6 * k * x;
     const double sech2 = 1 - t * t;
-    return {0.5 * (1 + t) + 0.5 * x * sech2 * du,
-            sech2 * du + 0.5 * x * (-2 * t * sech2 * du * du + sech2 * ddu)};
+    return {
+        0.5 * (1 + t) + 0.5 * x * sech2 * du,
+        sech2 * du + 0.5 * x * (-2 * t * sech2 * du * du + sech2 * ddu)};
   }
   if (name == "silu" || name == "swish") {
     const double s = sigmoid(x);
@@ -99,7 +107,11 @@ inline at::Tensor map(const Surrogate& s, const at::Tensor& x, bool second) {
   }
   return out;
 }
-inline at::Tensor d(const Surrogate& s, const at::Tensor& x) { return map(s, x, false); }
-inline at::Tensor dd(const Surrogate& s, const at::Tensor& x) { return map(s, x, true); }
+inline at::Tensor d(const Surrogate& s, const at::Tensor& x) {
+  return map(s, x, false);
+}
+inline at::Tensor dd(const Surrogate& s, const at::Tensor& x) {
+  return map(s, x, true);
+}
 
 }  // namespace reference

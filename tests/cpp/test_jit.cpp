@@ -16,7 +16,9 @@ namespace {
 std::string fixture(const std::string& name) {
   const char* dir = std::getenv("SUGAR_FIXTURES");
   if (dir == nullptr) {
-    CATCH_FAIL("SUGAR_FIXTURES is not set: run these tests through ctest, which writes the fixtures first");
+    CATCH_FAIL(
+        "SUGAR_FIXTURES is not set: run these tests through ctest, which writes the fixtures "
+        "first");
   }
   return std::string(dir) + "/" + name;
 }

@@ -22,7 +22,9 @@ std::string printed(const torch::nn::Module& m) {
 }
 
 // A file name in the test's working directory (ctest runs each test in the build tree).
-std::string temp_path(const std::string& name) { return "sugar_test_nn_" + name + ".pt"; }
+std::string temp_path(const std::string& name) {
+  return "sugar_test_nn_" + name + ".pt";
+}
 
 // The reference activation by the stop-gradient trick (FGI): value relu(x), gradient d(x) taken
 // from reference.h; used to build the same network without the library's op.
@@ -32,10 +34,12 @@ at::Tensor reference_activation(const at::Tensor& x, const reference::Surrogate&
   return h - h.detach() + at::relu(x).detach();
 }
 
-torch::nn::Sequential make_net(const sugar::nn::SugarReLUOptions& a, const sugar::nn::SugarReLUOptions& b) {
-  return torch::nn::Sequential(torch::nn::Linear(4, 16), sugar::nn::SugarReLU(a),
-                               torch::nn::Linear(16, 16), sugar::nn::SugarReLU(b),
-                               torch::nn::Linear(16, 2));
+torch::nn::Sequential make_net(
+    const sugar::nn::SugarReLUOptions& a,
+    const sugar::nn::SugarReLUOptions& b) {
+  return torch::nn::Sequential(
+      torch::nn::Linear(4, 16), sugar::nn::SugarReLU(a), torch::nn::Linear(16, 16),
+      sugar::nn::SugarReLU(b), torch::nn::Linear(16, 2));
 }
 
 }  // namespace
@@ -82,18 +86,23 @@ CATCH_TEST_CASE("SugarReLU inside torch::nn::Sequential matches a reference netw
   }
   // And the surrogate matters here: plain relu would give a clearly different gradient.
   at::Tensor w0 = w[0].detach().clone().requires_grad_(true);
-  at::Tensor hr = at::relu(at::linear(at::relu(at::linear(x, w0, b[0].detach())), w[1].detach(), b[1].detach()));
+  at::Tensor hr = at::relu(
+      at::linear(at::relu(at::linear(x, w0, b[0].detach())), w[1].detach(), b[1].detach()));
   torch::mse_loss(at::linear(hr, w[2].detach(), b[2].detach()), target).backward();
   CATCH_CHECK((w0.grad() - lin(0)->weight.grad()).abs().max().item<double>() > 1e-3);
 }
 
 CATCH_TEST_CASE("SugarReLU prints its options", "[nn]") {
-  CATCH_CHECK(printed(*sugar::nn::SugarReLU()) ==
-        "sugar::nn::SugarReLU(surrogate=bsilu, alpha=1.67 (default), negative_only=false)");
-  CATCH_CHECK(printed(*sugar::nn::SugarReLU(sugar::nn::SugarReLUOptions("nelu").alpha(0.05).negative_only(true))) ==
-        "sugar::nn::SugarReLU(surrogate=nelu, alpha=0.05, negative_only=true)");
-  CATCH_CHECK(printed(*sugar::nn::SugarReLU("gelu")) ==
-        "sugar::nn::SugarReLU(surrogate=gelu, negative_only=false)");
+  CATCH_CHECK(
+      printed(*sugar::nn::SugarReLU()) ==
+      "sugar::nn::SugarReLU(surrogate=bsilu, alpha=1.67 (default), negative_only=false)");
+  CATCH_CHECK(
+      printed(*sugar::nn::SugarReLU(
+          sugar::nn::SugarReLUOptions("nelu").alpha(0.05).negative_only(true))) ==
+      "sugar::nn::SugarReLU(surrogate=nelu, alpha=0.05, negative_only=true)");
+  CATCH_CHECK(
+      printed(*sugar::nn::SugarReLU("gelu")) ==
+      "sugar::nn::SugarReLU(surrogate=gelu, negative_only=false)");
   auto net = make_net({"mish"}, {"selu"});
   const std::string text = printed(*net);
   CATCH_CHECK(contains(text, "(1): sugar::nn::SugarReLU(surrogate=mish, negative_only=false)"));
@@ -104,13 +113,16 @@ CATCH_TEST_CASE("SugarReLU validates its options when it is built", "[nn]") {
   using sugar::nn::SugarReLU;
   using sugar::nn::SugarReLUOptions;
   CATCH_CHECK_THROWS_AS(SugarReLU(SugarReLUOptions("sigmoid")), c10::ValueError);
-  CATCH_CHECK(contains(error_of([] { SugarReLU(SugarReLUOptions("sigmoid")); }),
-                 "sugar::nn::SugarReLU: unknown surrogate 'sigmoid'; valid names are: relu, bsilu"));
-  CATCH_CHECK(contains(error_of([] { SugarReLU(SugarReLUOptions("silu").alpha(1.0)); }),
-                 "sugar::nn::SugarReLU: surrogate 'silu' takes no alpha, but alpha=1.0 was given"));
-  CATCH_CHECK(contains(error_of([] { SugarReLU(SugarReLUOptions("leaky_relu").alpha(0.0)); }),
-                 "sugar::nn::SugarReLU: alpha for surrogate 'leaky_relu' must be a number in (0, 1], "
-                 "but got alpha=0"));
+  CATCH_CHECK(contains(
+      error_of([] { SugarReLU(SugarReLUOptions("sigmoid")); }),
+      "sugar::nn::SugarReLU: unknown surrogate 'sigmoid'; valid names are: relu, bsilu"));
+  CATCH_CHECK(contains(
+      error_of([] { SugarReLU(SugarReLUOptions("silu").alpha(1.0)); }),
+      "sugar::nn::SugarReLU: surrogate 'silu' takes no alpha, but alpha=1.0 was given"));
+  CATCH_CHECK(contains(
+      error_of([] { SugarReLU(SugarReLUOptions("leaky_relu").alpha(0.0)); }),
+      "sugar::nn::SugarReLU: alpha for surrogate 'leaky_relu' must be a number in (0, 1], "
+      "but got alpha=0"));
   // Options changed after construction are checked again by reset().
   SugarReLU act;
   act->options.surrogate("nope");
@@ -130,8 +142,9 @@ CATCH_TEST_CASE("SugarReLU clone() keeps the options", "[nn]") {
 
 CATCH_TEST_CASE("torch::save / torch::load round-trip the options and the weights", "[nn]") {
   torch::manual_seed(2);
-  auto saved = make_net(sugar::nn::SugarReLUOptions("nelu").alpha(0.05).negative_only(true),
-                        sugar::nn::SugarReLUOptions("leaky_relu"));
+  auto saved = make_net(
+      sugar::nn::SugarReLUOptions("nelu").alpha(0.05).negative_only(true),
+      sugar::nn::SugarReLUOptions("leaky_relu"));
   const std::string path = temp_path("roundtrip");
   torch::save(saved, path);
 
@@ -167,14 +180,16 @@ CATCH_TEST_CASE("torch::save / torch::load round-trip the options and the weight
 }
 
 CATCH_TEST_CASE("loading a SugarReLU from a file it did not write fails clearly", "[nn]") {
-  torch::nn::Sequential relu_net(torch::nn::Linear(4, 16), torch::nn::ReLU(), torch::nn::Linear(16, 16),
-                                 torch::nn::ReLU(), torch::nn::Linear(16, 2));
+  torch::nn::Sequential relu_net(
+      torch::nn::Linear(4, 16), torch::nn::ReLU(), torch::nn::Linear(16, 16), torch::nn::ReLU(),
+      torch::nn::Linear(16, 2));
   const std::string path = temp_path("plain_relu");
   torch::save(relu_net, path);
   auto net = make_net({"nelu"}, {"nelu"});
   const std::string message = error_of([&] { torch::load(net, path); });
   std::remove(path.c_str());
-  CATCH_CHECK(contains(message, "sugar::nn::SugarReLU::load: the archive has no entry 'surrogate'"));
+  CATCH_CHECK(
+      contains(message, "sugar::nn::SugarReLU::load: the archive has no entry 'surrogate'"));
   // The failed load left the options as they were.
   CATCH_CHECK(net[1]->as<sugar::nn::SugarReLU>()->options.surrogate() == "nelu");
 }

@@ -39,8 +39,8 @@ std::string describe(const reference::Surrogate& s) {
 // Both signs, zero, tiny and large magnitudes, and a random bulk.
 at::Tensor sample_x(at::ScalarType dtype) {
   auto opts = at::TensorOptions().dtype(at::kDouble);
-  at::Tensor special = torch::tensor({0.0, -0.0, 1e-7, -1e-7, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 8.0,
-                                      -8.0, 20.0, -20.0}, opts);
+  at::Tensor special = torch::tensor(
+      {0.0, -0.0, 1e-7, -1e-7, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 8.0, -8.0, 20.0, -20.0}, opts);
   at::Tensor bulk = torch::randn({6, 7}, at::detail::createCPUGenerator(7), opts) * 3;
   return at::cat({special, bulk.flatten()}).reshape({8, 7}).to(dtype);
 }
@@ -50,12 +50,14 @@ at::Tensor sample_x(at::ScalarType dtype) {
 CATCH_TEST_CASE("surrogates() lists every surrogate of DESIGN.md", "[ops]") {
   std::set<std::string> names;
   for (const auto& s : sugar::surrogates()) names.insert(s.name);
-  const std::set<std::string> expected = {"relu", "bsilu", "nelu", "elu", "selu", "leaky_relu",
-                                          "gelu", "gelu_tanh", "silu", "swish", "mish"};
+  const std::set<std::string> expected = {"relu", "bsilu",      "nelu", "elu",
+                                          "selu", "leaky_relu", "gelu", "gelu_tanh",
+                                          "silu", "swish",      "mish"};
   CATCH_CHECK(names == expected);
   for (const auto& s : sugar::surrogates()) {
     CATCH_INFO(s.name);
-    if (s.default_alpha.has_value()) CATCH_CHECK(*s.default_alpha == reference::default_alpha(s.name));
+    if (s.default_alpha.has_value())
+      CATCH_CHECK(*s.default_alpha == reference::default_alpha(s.name));
     CATCH_CHECK(s.alias_of == (s.name == "swish" ? "silu" : ""));
   }
 }
@@ -135,11 +137,13 @@ CATCH_TEST_CASE("second order via torch::autograd::grad with create_graph", "[op
     at::Tensor x = x0.clone().requires_grad_(true);
     at::Tensor v = v0.clone().requires_grad_(true);
     at::Tensor y = sugar::relu(x, s.name, s.alpha, s.negative_only);
-    at::Tensor g = torch::autograd::grad({y}, {x}, {v}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+    at::Tensor g =
+        torch::autograd::grad({y}, {x}, {v}, /*retain_graph=*/true, /*create_graph=*/true)[0];
     CATCH_CHECK(max_abs_diff(g, v0 * reference::d(s, x0)) <= 1e-12);
     // d(g)/dx = v * s''(x), d(g)/dv = d(x), both contracted with w.
-    auto second = torch::autograd::grad({g}, {x, v}, {w}, /*retain_graph=*/false, /*create_graph=*/false,
-                                        /*allow_unused=*/true);
+    auto second = torch::autograd::grad(
+        {g}, {x, v}, {w}, /*retain_graph=*/false, /*create_graph=*/false,
+        /*allow_unused=*/true);
     at::Tensor want_x = w * v0 * reference::dd(s, x0);
     at::Tensor got_x = second[0].defined() ? second[0] : at::zeros_like(x0);
     CATCH_CHECK(max_abs_diff(got_x, want_x) <= 1e-11 * (1 + want_x.abs().max().item<double>()));
@@ -147,7 +151,9 @@ CATCH_TEST_CASE("second order via torch::autograd::grad with create_graph", "[op
   }
 }
 
-CATCH_TEST_CASE("gradcheck-style finite differences of the second order (bsilu, nelu, mish)", "[ops]") {
+CATCH_TEST_CASE(
+    "gradcheck-style finite differences of the second order (bsilu, nelu, mish)",
+    "[ops]") {
   // The reference's s'' against central differences of the library's d, so the two derivative
   // formulas of reference.h are not taken on trust either.
   for (const std::string name : {"bsilu", "nelu", "mish", "gelu", "gelu_tanh", "silu"}) {
@@ -157,7 +163,8 @@ CATCH_TEST_CASE("gradcheck-style finite differences of the second order (bsilu, 
     const double h = 1e-6;
     at::Tensor ones = at::ones_like(x);
     at::Tensor fd = (sugar::relu_backward(ones, x + h, name, std::nullopt, false) -
-                     sugar::relu_backward(ones, x - h, name, std::nullopt, false)) / (2 * h);
+                     sugar::relu_backward(ones, x - h, name, std::nullopt, false)) /
+                    (2 * h);
     CATCH_CHECK(max_abs_diff(fd, reference::dd(s, x)) <= 1e-7);
   }
 }
@@ -167,7 +174,10 @@ CATCH_TEST_CASE("layouts: non-contiguous, channels_last, empty and 0-dim inputs"
   at::Tensor base = torch::randn({5, 6}, at::kDouble);
   at::Tensor t = base.t();  // non-contiguous
   at::Tensor v = torch::randn({6, 5}, at::kDouble);
-  CATCH_CHECK(max_abs_diff(sugar::relu_backward(v, t, "bsilu", std::nullopt, false), v * reference::d(s, t)) <= 1e-12);
+  CATCH_CHECK(
+      max_abs_diff(
+          sugar::relu_backward(v, t, "bsilu", std::nullopt, false), v * reference::d(s, t)) <=
+      1e-12);
   CATCH_CHECK(at::equal(sugar::relu(t), at::relu(t)));
 
   at::Tensor cl = torch::randn({2, 3, 4, 5}, at::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
@@ -186,9 +196,10 @@ CATCH_TEST_CASE("bad input raises c10::Error with a message naming the problem",
   at::Tensor xi = torch::arange(3);
 
   CATCH_CHECK_THROWS_AS(sugar::relu(xi), c10::TypeError);
-  CATCH_CHECK(contains(error_of([&] { sugar::relu(xi); }),
-                 "sugar::relu: self must be a floating-point tensor of dtype torch.float16, "
-                 "torch.bfloat16, torch.float32 or torch.float64, but got dtype torch.int64"));
+  CATCH_CHECK(contains(
+      error_of([&] { sugar::relu(xi); }),
+      "sugar::relu: self must be a floating-point tensor of dtype torch.float16, "
+      "torch.bfloat16, torch.float32 or torch.float64, but got dtype torch.int64"));
 
   CATCH_CHECK_THROWS_AS(sugar::relu(x, "sigmoid"), c10::ValueError);
   const std::string unknown = error_of([&] { sugar::relu(x, "sigmoid"); });
@@ -196,20 +207,26 @@ CATCH_TEST_CASE("bad input raises c10::Error with a message naming the problem",
   CATCH_CHECK(contains(unknown, "valid names are: relu, bsilu, nelu"));
 
   CATCH_CHECK_THROWS_AS(sugar::relu(x, "gelu", 0.5), c10::ValueError);
-  CATCH_CHECK(contains(error_of([&] { sugar::relu(x, "gelu", 0.5); }),
-                 "surrogate 'gelu' takes no alpha, but alpha=0.5 was given"));
+  CATCH_CHECK(contains(
+      error_of([&] { sugar::relu(x, "gelu", 0.5); }),
+      "surrogate 'gelu' takes no alpha, but alpha=0.5 was given"));
 
   CATCH_CHECK_THROWS_AS(sugar::relu(x, "leaky_relu", 2.0), c10::ValueError);
-  CATCH_CHECK(contains(error_of([&] { sugar::relu(x, "leaky_relu", 2.0); }),
-                 "alpha for surrogate 'leaky_relu' must be a number in (0, 1], but got alpha=2"));
-  CATCH_CHECK(contains(error_of([&] { sugar::relu(x, "nelu", -1.0); }),
-                 "alpha for surrogate 'nelu' must be a number in (0, 5e37], but got alpha=-1"));
+  CATCH_CHECK(contains(
+      error_of([&] { sugar::relu(x, "leaky_relu", 2.0); }),
+      "alpha for surrogate 'leaky_relu' must be a number in (0, 1], but got alpha=2"));
+  CATCH_CHECK(contains(
+      error_of([&] { sugar::relu(x, "nelu", -1.0); }),
+      "alpha for surrogate 'nelu' must be a number in (0, 5e37], but got alpha=-1"));
 
   at::Tensor g = torch::randn({4});
   CATCH_CHECK_THROWS_AS(sugar::relu_backward(g, x, "bsilu", std::nullopt, false), c10::ValueError);
-  CATCH_CHECK(contains(error_of([&] { sugar::relu_backward(g, x, "bsilu", std::nullopt, false); }),
-                 "must have the same shape"));
-  CATCH_CHECK(contains(error_of([&] { sugar::relu_backward(g.to(at::kDouble).narrow(0, 0, 3), x, "bsilu",
-                                                     std::nullopt, false); }),
-                 "must have the same dtype"));
+  CATCH_CHECK(contains(
+      error_of([&] { sugar::relu_backward(g, x, "bsilu", std::nullopt, false); }),
+      "must have the same shape"));
+  CATCH_CHECK(contains(
+      error_of([&] {
+        sugar::relu_backward(g.to(at::kDouble).narrow(0, 0, 3), x, "bsilu", std::nullopt, false);
+      }),
+      "must have the same dtype"));
 }

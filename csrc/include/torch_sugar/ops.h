@@ -46,11 +46,11 @@ SUGAR_API at::Tensor relu_backward(
 
 // One row of the surrogate table.
 struct SurrogateInfo {
-  std::string name;                    // as accepted by relu(..., surrogate=name)
-  std::optional<double> default_alpha; // nullopt: takes no alpha
-  std::string alpha_range;             // what alpha may be, in words ("" if it takes none)
-  std::string description;             // one line
-  std::string alias_of;                // "" unless the name is an alias ("swish" -> "silu")
+  std::string name;                     // as accepted by relu(..., surrogate=name)
+  std::optional<double> default_alpha;  // nullopt: takes no alpha
+  std::string alpha_range;              // what alpha may be, in words ("" if it takes none)
+  std::string description;              // one line
+  std::string alias_of;                 // "" unless the name is an alias ("swish" -> "silu")
 };
 
 // Every surrogate name the ops accept, in a stable order.

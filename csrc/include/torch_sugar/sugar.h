@@ -10,5 +10,5 @@
 //   nn.h   sugar::nn::SugarReLU and sugar::nn::SugarReLUOptions (torch::nn)
 #pragma once
 
-#include <torch_sugar/ops.h>
 #include <torch_sugar/nn.h>
+#include <torch_sugar/ops.h>

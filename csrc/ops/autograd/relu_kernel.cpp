@@ -88,8 +88,8 @@ struct SugarReluBackwardBackward : public TraceableFunction {
     if (!grad_grad.defined()) return out;
     const at::Tensor self = self_.unpack();
     if (task_should_compute_output(0)) {
-      out[0] = sugar::relu_backward(
-          grad_grad, self, args_.surrogate, args_.alpha, args_.negative_only);
+      out[0] =
+          sugar::relu_backward(grad_grad, self, args_.surrogate, args_.alpha, args_.negative_only);
     }
     if (task_should_compute_output(1)) {
       out[1] = sugar::_relu_double_backward(
@@ -120,10 +120,10 @@ struct SugarReluDoubleBackwardBackward : public TraceableFunction {
 
 // The typed ops, for redispatching below autograd with the key set the dispatcher gave us.
 const auto& relu_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("sugar::relu", "")
-                             .typed<at::Tensor(
-                                 const at::Tensor&, c10::string_view, std::optional<double>, bool)>();
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("sugar::relu", "")
+          .typed<at::Tensor(const at::Tensor&, c10::string_view, std::optional<double>, bool)>();
   return op;
 }
 
@@ -209,8 +209,8 @@ at::Tensor relu_backward_autograd(
     const at::Tensor grad_output_p = grad_output_fw ? grad_output._fw_primal(0) : grad_output;
     at::Tensor tangent;
     if (grad_output_fw) {
-      tangent = sugar::relu_backward(
-          grad_output._fw_grad(0), self_p, surrogate, alpha, negative_only);
+      tangent =
+          sugar::relu_backward(grad_output._fw_grad(0), self_p, surrogate, alpha, negative_only);
     }
     if (self_fw) {
       at::Tensor part = sugar::_relu_double_backward(

@@ -3,8 +3,8 @@
 //
 // Portable code: it only asks the CPU (and ATen) what it can do, and takes an ISA table only
 // after the answer was yes.
-#include "kernels.h"
 #include "../relu.h"
+#include "kernels.h"
 
 #include <ATen/Version.h>
 #include <c10/util/Exception.h>
@@ -19,8 +19,8 @@ namespace {
 constexpr const char* kEnvVar = "SUGAR_CPU_CAPABILITY";
 
 struct Variant {
-  const char* name;   // ours, the value of SUGAR_CPU_CAPABILITY
-  const char* aten;   // at::get_cpu_capability()'s
+  const char* name;  // ours, the value of SUGAR_CPU_CAPABILITY
+  const char* aten;  // at::get_cpu_capability()'s
   const KernelTable* (*table)();
   bool (*supported)();
 };
@@ -33,11 +33,12 @@ bool always() {
 // __builtin_cpu_supports also checks that the OS saves the AVX/AVX-512 registers (XCR0).
 bool has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 }
 bool has_avx512() {
   return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 // In order of preference, best last.
 const Variant kVariants[] = {
@@ -73,14 +74,16 @@ Choice choose() {
   for (const Variant& v : kVariants) {
     if (want != v.name) continue;
     if (!v.supported()) {
-      choice.error = std::string(kEnvVar) + "=" + want + " asks for the " + want +
+      choice.error =
+          std::string(kEnvVar) + "=" + want + " asks for the " + want +
           " CPU kernels, but this CPU (or this build) cannot run them; it can run: " + runnable +
           ". Unset " + kEnvVar + " to use the best of these.";
     }
     choice.variant = &v;
     return choice;
   }
-  choice.error = std::string(kEnvVar) +
+  choice.error =
+      std::string(kEnvVar) +
       " must be one of default, avx2, avx512 (or unset for the best this CPU can run), but got '" +
       want + "'";
   return choice;

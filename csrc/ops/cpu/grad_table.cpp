@@ -33,8 +33,8 @@ std::deque<Entry>& cache() {
 
 }  // namespace
 
-std::shared_ptr<const float[]> grad_table(
-    const KernelTable& kernels, int storage, int kind, float alpha, bool negative_only) {
+std::shared_ptr<const float[]>
+grad_table(const KernelTable& kernels, int storage, int kind, float alpha, bool negative_only) {
   if (storage < 0 || storage >= kNumStorage || kind < 0 || kind >= kTableSurrogates) return nullptr;
   const GradTableFn fill = kernels.grad_table[storage][kind][negative_only ? 1 : 0];
   if (fill == nullptr || kernels.backward_lut[storage] == nullptr) return nullptr;

@@ -17,8 +17,8 @@ constexpr int64_t kGradTableMinElements = int64_t(1) << 16;
 // `alpha` and `negative_only`, made with the kernels of `kernels`; null where `kernels` has no
 // table function (float32; relu, leaky_relu and nelu, computed directly). Thread-safe; the 16
 // most recently built tables are kept, and a caller's reference keeps its table alive.
-std::shared_ptr<const float[]> grad_table(
-    const KernelTable& kernels, int storage, int kind, float alpha, bool negative_only);
+std::shared_ptr<const float[]>
+grad_table(const KernelTable& kernels, int storage, int kind, float alpha, bool negative_only);
 
 }  // namespace cpu
 }  // namespace sugar

@@ -37,7 +37,8 @@ constexpr int kGradTableSize = 65536;
 // table[bits] = d(x) for the 16-bit storage type `storage`.
 using GradTableFn = void (*)(float alpha, float* table);
 // out[i] = round(grad[i] * table[bits of x[i]]) over n contiguous 16-bit elements.
-using BackwardLutFn = void (*)(int64_t n, void* out, const void* grad, const void* x, const float* table);
+using BackwardLutFn =
+    void (*)(int64_t n, void* out, const void* grad, const void* x, const float* table);
 
 struct KernelTable {
   ForwardFn forward[kNumStorage];

@@ -37,11 +37,13 @@ struct RunLoop {
       const int64_t m = std::min(kChunk, n - start);
       for (int k = 1; k <= N; ++k) {
         const char* src = data[k] + start * strides[k];
-        for (int64_t i = 0; i < m; ++i) std::memcpy(buf[k] + i * sizeof(T), src + i * strides[k], sizeof(T));
+        for (int64_t i = 0; i < m; ++i)
+          std::memcpy(buf[k] + i * sizeof(T), src + i * strides[k], sizeof(T));
       }
       kernel(bufs, m);
       char* dst = data[0] + start * strides[0];
-      for (int64_t i = 0; i < m; ++i) std::memcpy(dst + i * strides[0], buf[0] + i * sizeof(T), sizeof(T));
+      for (int64_t i = 0; i < m; ++i)
+        std::memcpy(dst + i * strides[0], buf[0] + i * sizeof(T), sizeof(T));
     }
   }
 };

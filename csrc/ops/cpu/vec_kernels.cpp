@@ -112,7 +112,12 @@ void relu_forward_kernel(int64_t n, void* out_ptr, const void* x_ptr) {
 // grad * d(x) for kUnroll blocks at a time: the math is a long chain of dependent operations, so
 // the core needs several chains in flight.
 template <typename S, Surrogate K, bool NegativeOnly>
-SUGAR_FLATTEN void relu_backward_kernel(int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, double alpha) {
+SUGAR_FLATTEN void relu_backward_kernel(
+    int64_t n,
+    void* out_ptr,
+    const void* grad_ptr,
+    const void* x_ptr,
+    double alpha) {
   using B = Block<S>;
   using V = typename B::V;
   constexpr int kUnroll = 4 / B::kParts;
@@ -165,7 +170,12 @@ SUGAR_FLATTEN void fill_grad_table(float alpha, float* table) {
 // buffer a chunk ahead of the vector loads that read it (a vector load right after the scalar
 // stores it reads would stall on store forwarding).
 template <typename S>
-void relu_backward_lut_kernel(int64_t n, void* out_ptr, const void* grad_ptr, const void* x_ptr, const float* table) {
+void relu_backward_lut_kernel(
+    int64_t n,
+    void* out_ptr,
+    const void* grad_ptr,
+    const void* x_ptr,
+    const float* table) {
   using B = Block<S>;
   using V = typename B::V;
   constexpr int64_t kChunk = 32 * B::kSize;
@@ -194,7 +204,8 @@ void fill_backward(KernelTable& table, int storage) {
     table.backward[storage][I][1] = &relu_backward_kernel<S, K, true>;
     // Tables only where d(x) costs more than a gather (exp, erfc): not for the relu control (a
     // select: 0 where x <= 0 even for an inf or NaN grad), leaky_relu and nelu (cheap).
-    constexpr bool kCheap = K == Surrogate::relu || K == Surrogate::leaky_relu || K == Surrogate::nelu;
+    constexpr bool kCheap =
+        K == Surrogate::relu || K == Surrogate::leaky_relu || K == Surrogate::nelu;
     if constexpr (sizeof(S) == 2 && !kCheap) {
       table.grad_table[storage][I][0] = &fill_grad_table<S, K, false>;
       table.grad_table[storage][I][1] = &fill_grad_table<S, K, true>;

@@ -25,9 +25,9 @@
 
 #include <ATen/TensorIterator.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/detail/OffsetCalculator.cuh>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
+#include <ATen/cuda/detail/OffsetCalculator.cuh>
 
 #include <algorithm>
 #include <array>
@@ -155,8 +155,9 @@ inline int64_t ceil_div(int64_t a, int64_t b) {
 inline unsigned grid_size(int64_t blocks) {
   // Past 2^31 - 1 blocks a tensor would need > 2^39 elements (flat path) or a 32-bit piece more
   // than 2^31 (strided path), neither of which fits in a GPU's memory; checked all the same.
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "sugar: tensor too large for one kernel launch (",
-              blocks, " blocks)");
+  TORCH_CHECK(
+      blocks <= std::numeric_limits<int32_t>::max(),
+      "sugar: tensor too large for one kernel launch (", blocks, " blocks)");
   return static_cast<unsigned>(blocks);
 }
 
@@ -178,8 +179,8 @@ void launch_strided(at::TensorIteratorBase& iter, const Op& op, cudaStream_t str
   for (int k = 0; k <= kIn; ++k) data[k] = static_cast<char*>(iter.data_ptr(k));
   const auto offsets = make_offset_calculator<kIn + 1>(iter);
   const int64_t blocks = ceil_div(n, kThreads * kStridedPerThread);
-  strided_kernel<T, kIn><<<grid_size(blocks), kThreads, 0, stream>>>(
-      offsets, data, static_cast<uint32_t>(n), op);
+  strided_kernel<T, kIn>
+      <<<grid_size(blocks), kThreads, 0, stream>>>(offsets, data, static_cast<uint32_t>(n), op);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -221,12 +222,10 @@ void elementwise(const at::Tensor& out, const std::array<at::Tensor, kIn>& input
       // At least one block, so a tensor of fewer than kVec elements still gets its tail done.
       const int64_t blocks =
           std::max<int64_t>(1, ceil_div(n / kVec, int64_t(kThreads) * kVecsPerThread));
-      flat_kernel<T, kVec, kIn><<<grid_size(blocks), kThreads, 0, stream>>>(
-          out_ptr, in, n, op);
+      flat_kernel<T, kVec, kIn><<<grid_size(blocks), kThreads, 0, stream>>>(out_ptr, in, n, op);
     } else {
       const int64_t blocks = ceil_div(n, int64_t(kThreads) * kVecsPerThread);
-      flat_kernel<T, 1, kIn><<<grid_size(blocks), kThreads, 0, stream>>>(
-          out_ptr, in, n, op);
+      flat_kernel<T, 1, kIn><<<grid_size(blocks), kThreads, 0, stream>>>(out_ptr, in, n, op);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;

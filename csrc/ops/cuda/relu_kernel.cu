@@ -45,7 +45,8 @@ struct ReluDoubleBackwardOp {
   opmath_t alpha;
   bool negative_only;
 
-  __device__ __forceinline__ scalar_t operator()(scalar_t grad_grad, scalar_t grad, scalar_t x) const {
+  __device__ __forceinline__ scalar_t
+  operator()(scalar_t grad_grad, scalar_t grad, scalar_t x) const {
     return static_cast<scalar_t>(math::relu_double_backward<K, opmath_t>(
         static_cast<opmath_t>(grad_grad), static_cast<opmath_t>(grad), static_cast<opmath_t>(x),
         alpha, negative_only));
@@ -60,9 +61,9 @@ at::Tensor relu_cuda(
   check_relu_args(self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
   at::Tensor out = empty_relu_output(self);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cuda", [&] {
-    cuda::elementwise<scalar_t, 1>(out, {self}, ReluForwardOp<scalar_t>{});
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_cuda",
+      [&] { cuda::elementwise<scalar_t, 1>(out, {self}, ReluForwardOp<scalar_t>{}); });
   return out;
 }
 
@@ -76,14 +77,16 @@ at::Tensor relu_backward_cuda(
       check_relu_backward_args(grad_output, self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
   at::Tensor out = empty_relu_output(self);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cuda", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const opmath_t a = static_cast<opmath_t>(spec.alpha);
-    SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
-      cuda::elementwise<scalar_t, 2>(
-          out, {grad_output, self}, ReluBackwardOp<kSurrogate, scalar_t>{a, spec.negative_only});
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_backward_cuda", [&] {
+        using opmath_t = at::opmath_type<scalar_t>;
+        const opmath_t a = static_cast<opmath_t>(spec.alpha);
+        SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
+          cuda::elementwise<scalar_t, 2>(
+              out, {grad_output, self},
+              ReluBackwardOp<kSurrogate, scalar_t>{a, spec.negative_only});
+        });
+      });
   return out;
 }
 
@@ -98,15 +101,16 @@ at::Tensor relu_double_backward_cuda(
       grad_grad, grad_output, self, surrogate, alpha, negative_only);
   const c10::cuda::CUDAGuard device_guard(self.device());
   at::Tensor out = empty_relu_output(self);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cuda", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const opmath_t a = static_cast<opmath_t>(spec.alpha);
-    SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
-      cuda::elementwise<scalar_t, 3>(
-          out, {grad_grad, grad_output, self},
-          ReluDoubleBackwardOp<kSurrogate, scalar_t>{a, spec.negative_only});
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, self.scalar_type(), "sugar_relu_double_backward_cuda", [&] {
+        using opmath_t = at::opmath_type<scalar_t>;
+        const opmath_t a = static_cast<opmath_t>(spec.alpha);
+        SUGAR_DISPATCH_SURROGATE(spec.kind, [&] {
+          cuda::elementwise<scalar_t, 3>(
+              out, {grad_grad, grad_output, self},
+              ReluDoubleBackwardOp<kSurrogate, scalar_t>{a, spec.negative_only});
+        });
+      });
   return out;
 }
 

@@ -12,6 +12,7 @@
 - :mod:`.report`: the terminal table, results.json/results.csv and the plots;
 - :mod:`.compare`: the whole experiment (every activation x every seed).
 """
+
 from .errors import UsageError
 
 __all__ = ["UsageError"]

@@ -11,6 +11,7 @@ Grammar of one name (a comma-separated list of them is compared):
 
 The model is always built with ``nn.ReLU`` modules; each spec swaps them for its own module.
 """
+
 import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
@@ -56,8 +57,9 @@ class SmoothActivation(nn.Module):
     def __init__(self, name: str, alpha: Optional[float] = None):
         super().__init__()
         if name not in SMOOTH_FUNCTIONS:
-            raise ValueError(f"SmoothActivation: unknown function {name!r}; "
-                             f"valid: {', '.join(SMOOTH_FUNCTIONS)}")
+            raise ValueError(
+                f"SmoothActivation: unknown function {name!r}; valid: {', '.join(SMOOTH_FUNCTIONS)}"
+            )
         torch_sugar._ops.validate(name, alpha, fn="SmoothActivation")
         self.name = name
         self.alpha = _default_alpha(name) if alpha is None else float(alpha)
@@ -83,8 +85,10 @@ def surrogate_names() -> List[str]:
 
 def valid_names_text() -> str:
     names = [n for n in surrogate_names() if n != "relu"]
-    return (f"relu, {', '.join(names)} (SUGAR; add :ALPHA and/or {NEG_SUFFIX}), "
-            f"plain:NAME for the smooth function itself (NAME one of {', '.join(SMOOTH_FUNCTIONS)})")
+    return (
+        f"relu, {', '.join(names)} (SUGAR; add :ALPHA and/or {NEG_SUFFIX}), "
+        f"plain:NAME for the smooth function itself (NAME one of {', '.join(SMOOTH_FUNCTIONS)})"
+    )
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,10 @@ def parse_activation(text: str, negative_only: bool = False) -> ActivationSpec:
     if text.startswith("plain:"):
         parts = text.split(":")
         if len(parts) > 3 or parts[1] not in SMOOTH_FUNCTIONS:
-            raise UsageError(f"--activations: unknown smooth function in {whole!r}; "
-                             f"plain:NAME takes NAME from {', '.join(SMOOTH_FUNCTIONS)}")
+            raise UsageError(
+                f"--activations: unknown smooth function in {whole!r}; "
+                f"plain:NAME takes NAME from {', '.join(SMOOTH_FUNCTIONS)}"
+            )
         alpha = _parse_alpha(parts[2], whole) if len(parts) == 3 else None
         _check_with_ops(parts[1], alpha, False, whole)
         label = f"plain:{parts[1]}" + ("" if alpha is None else f":{alpha:g}")

@@ -1,13 +1,13 @@
 """``torch-sugar compare``: every activation x every seed on one data set, then the tables,
 results.json/results.csv and plots. :func:`run` takes the parsed command-line namespace."""
+
 import argparse
 import datetime
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List
 
-import numpy as np
 import torch
 
 import torch_sugar
@@ -17,8 +17,15 @@ from . import distributed
 from .activations import parse_activations
 from .errors import UsageError
 from .models import build_model, describe_model, resolve_norm
-from .report import (format_tables, plot_results, safe_name, summarize, write_csv, write_json,
-                     write_predictions)
+from .report import (
+    format_tables,
+    plot_results,
+    safe_name,
+    summarize,
+    write_csv,
+    write_json,
+    write_predictions,
+)
 from .train import TrainConfig, train_one
 from .user_model import model_factory, save_model, write_preprocessing
 
@@ -31,22 +38,46 @@ def _log(quiet: bool, *lines: str) -> None:
 
 def load_data(args) -> data_mod.Data:
     if args.csv is not None:
-        raw = data_mod.load_csv(args.csv, args.target, args.group, args.ignore, args.categorical,
-                                args.na_values, args.fill, args.max_classes)
+        raw = data_mod.load_csv(
+            args.csv,
+            args.target,
+            args.group,
+            args.ignore,
+            args.categorical,
+            args.na_values,
+            args.fill,
+            args.max_classes,
+        )
     elif getattr(args, "parquet", None) is not None and getattr(args, "stream", False):
         from .stream import load_stream
+
         return load_stream(args)
     elif getattr(args, "parquet", None) is not None:
-        raw = data_mod.load_parquet(args.parquet, args.target, args.group, args.ignore,
-                                    args.categorical, args.na_values, args.fill, args.max_classes)
+        raw = data_mod.load_parquet(
+            args.parquet,
+            args.target,
+            args.group,
+            args.ignore,
+            args.categorical,
+            args.na_values,
+            args.fill,
+            args.max_classes,
+        )
     elif args.images is not None:
         raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
     elif args.cifar is not None:
         raw = data_mod.load_cifar(args.cifar, args.cifar_labels)
     else:
         raw = data_mod.load_builtin(args.dataset, args.ctr_rows, args.ctr_users, args.data_seed)
-    return data_mod.prepare(raw, args.val_fraction, args.test_fraction, args.data_seed, args.limit,
-                            args.hash_buckets, args.embedding_dim)
+    return data_mod.prepare(
+        raw,
+        args.val_fraction,
+        args.test_fraction,
+        args.data_seed,
+        args.limit,
+        args.hash_buckets,
+        args.embedding_dim,
+    )
 
 
 def set_determinism(device: str, threads: int) -> None:
@@ -64,21 +95,39 @@ def check_device(device: str, specs) -> None:
         return
     if not torch.cuda.is_available():
         why = "this torch has no CUDA support" if torch.version.cuda is None else "no GPU is visible"
-        raise UsageError(f"--device cuda: CUDA is not available ({why}, torch {torch.__version__}); "
-                         "use --device cpu")
+        raise UsageError(
+            f"--device cuda: CUDA is not available ({why}, torch {torch.__version__}); use --device cpu"
+        )
     if any(s.kind == "sugar" for s in specs) and not torch_sugar.build_info()["kernels"]["CUDA"]:
-        raise UsageError("--device cuda: this torch-sugar build has no CUDA kernels for sugar::relu "
-                         "(built with SUGAR_CUDA=0); rebuild with CUDA or use --device cpu")
+        raise UsageError(
+            "--device cuda: this torch-sugar build has no CUDA kernels for sugar::relu "
+            "(built with SUGAR_CUDA=0); rebuild with CUDA or use --device cpu"
+        )
 
 
 def train_config(args) -> TrainConfig:
-    return TrainConfig(model=args.model, hidden=tuple(args.hidden), width=args.width,
-                       dropout=args.dropout, norm=args.norm, init=args.init, epochs=args.epochs, lr=args.lr,
-                       optimizer=args.optimizer, momentum=args.momentum,
-                       weight_decay=args.weight_decay, schedule=args.schedule,
-                       batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
-                       clip_grad=args.clip_grad, augment=args.augment, device=args.device,
-                       select_by=args.select_by, patience=args.patience, pos_weight=args.pos_weight)
+    return TrainConfig(
+        model=args.model,
+        hidden=tuple(args.hidden),
+        width=args.width,
+        dropout=args.dropout,
+        norm=args.norm,
+        init=args.init,
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        clip_grad=args.clip_grad,
+        augment=args.augment,
+        device=args.device,
+        select_by=args.select_by,
+        patience=args.patience,
+        pos_weight=args.pos_weight,
+    )
 
 
 def _progress_bar(quiet: bool, total: int, desc: str):
@@ -88,8 +137,9 @@ def _progress_bar(quiet: bool, total: int, desc: str):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True,
-                file=sys.stderr, mininterval=0.5)
+    return tqdm(
+        total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True, file=sys.stderr, mininterval=0.5
+    )
 
 
 def run(args) -> int:
@@ -97,12 +147,16 @@ def run(args) -> int:
 
     Torch's thread count and deterministic-algorithms setting are set for the run and put back
     afterwards, so calling this from other Python code leaves the process as it was."""
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     try:
         return _run(args)
     finally:
         import torch.distributed as dist
+
         if dist.is_available() and dist.is_initialized():  # torchrun: leave the group
             dist.destroy_process_group()
         torch.set_num_threads(saved[0])
@@ -128,7 +182,10 @@ def _set_up(args, cfg, ctx):
     model_text, norm, out_dir). Raises UsageError on bad input."""
     data = load_data(args)
     if data.n_classes != 2:
-        for flag, value in (("--pos-weight", cfg.pos_weight), ("--select-by auc", cfg.select_by == "auc" or None)):
+        for flag, value in (
+            ("--pos-weight", cfg.pos_weight),
+            ("--select-by auc", cfg.select_by == "auc" or None),
+        ):
             if value is not None:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
     factory = None
@@ -137,8 +194,9 @@ def _set_up(args, cfg, ctx):
         params = sum(p.numel() for p in probe.parameters())
         model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
     else:
-        probe = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
-                            cfg.dropout, cfg.norm, cfg.init)
+        probe = build_model(
+            cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width, cfg.dropout, cfg.norm, cfg.init
+        )
         model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
     norm = resolve_norm(cfg.model, cfg.norm)
     del probe
@@ -164,13 +222,15 @@ def _run(args) -> int:
     n_jobs = getattr(args, "jobs", 1)
     ctx = distributed.from_environment(args.device)
     if n_jobs > 1 and getattr(args, "stream", False):
-        raise UsageError("--jobs: not with --stream yet (the training stream stays in one process); "
-                         "leave --jobs out")
+        raise UsageError(
+            "--jobs: not with --stream yet (the training stream stays in one process); leave --jobs out"
+        )
     if ctx.active and n_jobs > 1:
         raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
     if not ctx.main:  # torchrun: only rank 0 prints and writes
-        args = argparse.Namespace(**{**vars(args), "quiet": True, "no_plots": True,
-                                     "save_predictions": False, "save_models": None})
+        args = argparse.Namespace(
+            **{**vars(args), "quiet": True, "no_plots": True, "save_predictions": False, "save_models": None}
+        )
     set_determinism(args.device, args.threads)
     cfg = train_config(args)
 
@@ -183,43 +243,70 @@ def _run(args) -> int:
     json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
 
     d = data.describe()
-    title = (f"{data.name}: {model_text}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs, "
-             f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}")
+    title = (
+        f"{data.name}: {model_text}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs, "
+        f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
+    )
     group_text = f", groups by {data.group_name!r}" if data.group_name else ""
-    _log(args.quiet,
-         f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
-         f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
-         *(f"  {note}" for note in data.notes),
-         f"  model: {model_text}"
-         + ("" if factory is not None else
-            f", {cfg.init} init, " + ("batch norm" if norm == "batch" else "no norm layers")
-            + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")),
-         f"  training: {cfg.optimizer} lr {cfg.lr:g}"
-         + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
-         + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
-           f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
-         + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes"
-            if n_jobs > 1 else ""),
-         *([f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
-            f"{cfg.batch_size} rows split between them"] if ctx.active else []),
-         f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
-         + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
-         + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
-         f"  seeds: {', '.join(map(str, args.seeds))}",
-         *(f"  {s.label:<14} {s.describe()}" for s in specs),
-         "")
+    _log(
+        args.quiet,
+        f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
+        f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
+        *(f"  {note}" for note in data.notes),
+        f"  model: {model_text}"
+        + (
+            ""
+            if factory is not None
+            else f", {cfg.init} init, "
+            + ("batch norm" if norm == "batch" else "no norm layers")
+            + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
+        ),
+        f"  training: {cfg.optimizer} lr {cfg.lr:g}"
+        + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
+        + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
+        f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
+        + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes" if n_jobs > 1 else ""),
+        *(
+            [
+                f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
+                f"{cfg.batch_size} rows split between them"
+            ]
+            if ctx.active
+            else []
+        ),
+        f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
+        + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
+        + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
+        f"  seeds: {', '.join(map(str, args.seeds))}",
+        *(f"  {s.label:<14} {s.describe()}" for s in specs),
+        "",
+    )
 
     payload = {
         "tool": "torch-sugar compare",
         "version": torch_sugar.__version__,
         "torch": torch.__version__,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(["torch-sugar"] + list(args.argv)) if getattr(args, "argv", None) is not None else None,
-        "config": {**cfg.as_dict(), "activations": labels, "baseline": baseline,
-                   "seeds": list(args.seeds), "threads": args.threads, "jobs": n_jobs, "world_size": ctx.world, "data_seed": args.data_seed,
-                   "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
-                   "limit": args.limit, "model_fn": args.model_fn, "save_models": args.save_models,
-                   "hash_buckets": args.hash_buckets, "embedding_dim": args.embedding_dim},
+        "command": " ".join(["torch-sugar"] + list(args.argv))
+        if getattr(args, "argv", None) is not None
+        else None,
+        "config": {
+            **cfg.as_dict(),
+            "activations": labels,
+            "baseline": baseline,
+            "seeds": list(args.seeds),
+            "threads": args.threads,
+            "jobs": n_jobs,
+            "world_size": ctx.world,
+            "data_seed": args.data_seed,
+            "val_fraction": args.val_fraction,
+            "test_fraction": args.test_fraction,
+            "limit": args.limit,
+            "model_fn": args.model_fn,
+            "save_models": args.save_models,
+            "hash_buckets": args.hash_buckets,
+            "embedding_dim": args.embedding_dim,
+        },
         "data": d,
         "input_spec": data.spec.as_dict(),
         "model": model_text,
@@ -243,8 +330,9 @@ def _run(args) -> int:
         write_csv(csv_path, runs)
 
     if args.save_models is not None:
-        payload["preprocessing"] = write_preprocessing(args.save_models, data.preprocessing, data.spec,
-                                                       model_text, labels)
+        payload["preprocessing"] = write_preprocessing(
+            args.save_models, data.preprocessing, data.spec, model_text, labels
+        )
     tasks = [(spec, seed) for seed in args.seeds for spec in specs]  # the serial order
     finished: dict = {}
 
@@ -256,33 +344,38 @@ def _run(args) -> int:
         if args.save_predictions and log_probs is not None:
             write_predictions(
                 os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
-                data.test.rows, data.test.groups, data.test.y.numpy(), log_probs,
-                data.class_names)
+                data.test.rows,
+                data.test.groups,
+                data.test.y.numpy(),
+                log_probs,
+                data.class_names,
+            )
         save()
 
     jobs = min(n_jobs, total)
     try:
         if jobs > 1:
             from .parallel import run_parallel
-            bar = _progress_bar(args.quiet, batches * cfg.epochs * total,
-                                f"{total} runs in {jobs} processes")
+
+            bar = _progress_bar(args.quiet, batches * cfg.epochs * total, f"{total} runs in {jobs} processes")
             try:
                 run_parallel(jobs, tasks, args, data, cfg, bar, batches * cfg.epochs, finish)
             finally:
                 if bar is not None:
                     bar.close()
         for index, (spec, seed) in enumerate(tasks if jobs == 1 else []):
-            bar = _progress_bar(args.quiet, batches * cfg.epochs,
-                                f"[{index + 1}/{total}] {spec.label} seed {seed}")
+            bar = _progress_bar(
+                args.quiet, batches * cfg.epochs, f"[{index + 1}/{total}] {spec.label} seed {seed}"
+            )
             try:
-                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory,
-                                                     ctx=ctx)
+                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory, ctx=ctx)
             finally:
                 if bar is not None:
                     bar.close()
             if args.save_models is not None and record["status"] == "done":
-                record["saved"] = save_model(model, args.save_models,
-                                             f"{safe_name(spec.label)}-seed{seed}", data.example_rows())
+                record["saved"] = save_model(
+                    model, args.save_models, f"{safe_name(spec.label)}-seed{seed}", data.example_rows()
+                )
             finish(index, record, log_probs)
     except KeyboardInterrupt:
         payload["interrupted"] = True
@@ -290,8 +383,11 @@ def _run(args) -> int:
         if not ctx.main:
             return 130
         plots = [] if args.no_plots or not runs else plot_results(out_dir, runs, labels, title)
-        print(f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
-              f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
+        print(
+            f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
+            f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""),
+            file=sys.stderr,
+        )
         return 130
 
     payload["complete"] = True

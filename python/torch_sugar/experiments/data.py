@@ -18,6 +18,7 @@ embed it, see :class:`~.models.FeatureEmbedding`). :class:`InputSpec` describes 
 
 Bad input raises :class:`~.errors.UsageError` with a one-line message.
 """
+
 import csv
 import math
 import os
@@ -39,7 +40,7 @@ MISSING_CATEGORY = ""
 #: Integer columns with at least this many distinct values look like ids (a warning).
 ID_LIKE_DISTINCT = 100
 #: Category indices travel in float32 model input, exact up to 2**24.
-MAX_CATEGORIES = 2 ** 24
+MAX_CATEGORIES = 2**24
 FILLS = ("mean", "zero")
 
 
@@ -48,7 +49,7 @@ def embedding_dim_rule(cardinality: int, fixed: Optional[int] = None) -> int:
     min(16, round(1.6 * cardinality ** 0.56)) (fastai's rule of thumb, capped at 16), at least 2."""
     if fixed is not None:
         return int(fixed)
-    return int(max(2, min(16, round(1.6 * cardinality ** 0.56))))
+    return int(max(2, min(16, round(1.6 * cardinality**0.56))))
 
 
 @dataclass
@@ -107,9 +108,13 @@ class InputSpec:
     categorical: Tuple[CategoricalColumn, ...] = ()
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "shape": list(self.shape), "numeric": self.numeric,
-                "numeric_names": list(self.numeric_names),
-                "categorical": [vars(c).copy() for c in self.categorical]}
+        return {
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "numeric": self.numeric,
+            "numeric_names": list(self.numeric_names),
+            "categorical": [vars(c).copy() for c in self.categorical],
+        }
 
 
 @dataclass
@@ -162,7 +167,9 @@ class Data:
             "kind": self.kind,
             "input_shape": list(self.input_shape),
             "classes": list(self.class_names),
-            "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
+            "n_train": len(self.train),
+            "n_val": len(self.val),
+            "n_test": len(self.test),
             "test_class_counts": np.bincount(self.test.y.numpy(), minlength=self.n_classes).tolist(),
             "train_class_counts": self.train_class_counts().tolist(),
             "group": self.group_name,
@@ -180,20 +187,28 @@ def load_builtin(name: str, ctr_rows: int = 20000, ctr_users: int = 400, seed: i
     try:
         import sklearn.datasets as skd
     except ImportError:
-        raise UsageError(f"--dataset {name} needs scikit-learn: pip install scikit-learn "
-                         "(or pip install 'torch-sugar[experiments]')") from None
+        raise UsageError(
+            f"--dataset {name} needs scikit-learn: pip install scikit-learn "
+            "(or pip install 'torch-sugar[experiments]')"
+        ) from None
     if name == "digits":
         bunch = skd.load_digits()
         x = bunch.images.astype(np.float32)[:, None, :, :] / 16.0  # (n, 1, 8, 8), pixels 0..16
-        return RawData("digits", "image", x, bunch.target.astype(np.int64),
-                       [str(c) for c in bunch.target_names])
+        return RawData(
+            "digits", "image", x, bunch.target.astype(np.int64), [str(c) for c in bunch.target_names]
+        )
     if name in ("breast_cancer", "wine"):
         bunch = skd.load_breast_cancer() if name == "breast_cancer" else skd.load_wine()
         x = bunch.data.astype(np.float32)
-        return RawData(name, "tabular", x, bunch.target.astype(np.int64),
-                       [str(c) for c in bunch.target_names],
-                       feature_names=[str(f) for f in bunch.feature_names],
-                       standardize=np.ones(x.shape[1], bool))
+        return RawData(
+            name,
+            "tabular",
+            x,
+            bunch.target.astype(np.int64),
+            [str(c) for c in bunch.target_names],
+            feature_names=[str(f) for f in bunch.feature_names],
+            standardize=np.ones(x.shape[1], bool),
+        )
     raise UsageError(f"--dataset: unknown data set {name!r}; valid: {', '.join(BUILTIN_DATASETS)}")
 
 
@@ -216,16 +231,30 @@ def _ctr_population(rng: np.random.Generator, users: int) -> dict:
     quality = rng.normal(0.0, 0.6, n_ads)
     attributes = rng.normal(0.0, 1.0, (n_ads, dim))
     ad_feat = attributes[:, :3] + rng.normal(0.0, 0.5, (n_ads, 3))
-    category = (np.digitize(attributes[:, 3], [-1.15, -0.67, -0.32, 0, 0.32, 0.67, 1.15])
-                + rng.binomial(1, 0.15, n_ads)) % n_cat
+    category = (
+        np.digitize(attributes[:, 3], [-1.15, -0.67, -0.32, 0, 0.32, 0.67, 1.15])
+        + rng.binomial(1, 0.15, n_ads)
+    ) % n_cat
     ad_hist_ctr = 1 / (1 + np.exp(-(-3.0 + quality + rng.normal(0.0, 0.3, n_ads))))
-    return dict(activity=activity, propensity=propensity, taste=taste, user_feat=user_feat,
-                user_hist_ctr=user_hist_ctr, device=device, quality=quality, attributes=attributes,
-                ad_feat=ad_feat, category=category, ad_hist_ctr=ad_hist_ctr, n_ads=n_ads)
+    return dict(
+        activity=activity,
+        propensity=propensity,
+        taste=taste,
+        user_feat=user_feat,
+        user_hist_ctr=user_hist_ctr,
+        device=device,
+        quality=quality,
+        attributes=attributes,
+        ad_feat=ad_feat,
+        category=category,
+        ad_hist_ctr=ad_hist_ctr,
+        n_ads=n_ads,
+    )
 
 
-def _ctr_impressions(rng: np.random.Generator, pop: dict, rows: int, users: int, as_text: bool = True
-                     ) -> Tuple[np.ndarray, object, np.ndarray]:
+def _ctr_impressions(
+    rng: np.random.Generator, pop: dict, rows: int, users: int, as_text: bool = True
+) -> Tuple[np.ndarray, object, np.ndarray]:
     """``rows`` impressions of the population: (numeric features, categorical columns, clicks);
     the categorical columns as text (an object array), or with ``as_text=False`` as the integer
     indices (user, ad, ad category, device)."""
@@ -239,28 +268,57 @@ def _ctr_impressions(rng: np.random.Generator, pop: dict, rows: int, users: int,
     position = rng.integers(1, 6, rows)
     hour = rng.integers(0, 24, rows)
     hour_sin, hour_cos = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
-    logit = (-3.6 + propensity[user] + quality[ad]
-             + 0.8 * np.einsum("ij,ij->i", taste[user], attributes[ad])
-             - 0.35 * (position - 1)
-             + 0.5 * taste[user, 2] * hour_sin
-             + 0.4 * ad_feat[ad, 0] * ad_feat[ad, 1]
-             + 0.3 * (device[user] == 2) * (category[ad] < 2))
+    logit = (
+        -3.6
+        + propensity[user]
+        + quality[ad]
+        + 0.8 * np.einsum("ij,ij->i", taste[user], attributes[ad])
+        - 0.35 * (position - 1)
+        + 0.5 * taste[user, 2] * hour_sin
+        + 0.4 * ad_feat[ad, 0] * ad_feat[ad, 1]
+        + 0.3 * (device[user] == 2) * (category[ad] < 2)
+    )
     click = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
 
-    columns = [user_feat[user, 0], user_feat[user, 1], np.log(user_hist_ctr[user]),
-               ad_feat[ad, 0], ad_feat[ad, 1], ad_feat[ad, 2], np.log(ad_hist_ctr[ad]),
-               position.astype(float), hour_sin, hour_cos]
+    columns = [
+        user_feat[user, 0],
+        user_feat[user, 1],
+        np.log(user_hist_ctr[user]),
+        ad_feat[ad, 0],
+        ad_feat[ad, 1],
+        ad_feat[ad, 2],
+        np.log(ad_hist_ctr[ad]),
+        position.astype(float),
+        hour_sin,
+        hour_cos,
+    ]
     x = np.stack(columns, axis=1).astype(np.float32)
     if not as_text:
         return x, (user, ad, category[ad], device[user]), click
-    cat = np.stack([np.char.add("u", user.astype(str)), np.char.add("ad", ad.astype(str)),
-                    np.char.add("c", category[ad].astype(str)),
-                    np.array(CTR_DEVICES)[device[user]]], axis=1).astype(object)
+    cat = np.stack(
+        [
+            np.char.add("u", user.astype(str)),
+            np.char.add("ad", ad.astype(str)),
+            np.char.add("c", category[ad].astype(str)),
+            np.array(CTR_DEVICES)[device[user]],
+        ],
+        axis=1,
+    ).astype(object)
     return x, cat, click
 
 
-CTR_FEATURES = ["user_f0", "user_f1", "user_log_hist_ctr", "ad_f0", "ad_f1", "ad_f2",
-                "ad_log_hist_ctr", "position", "hour_sin", "hour_cos"]
+CTR_FEATURES = [
+    "user_f0",
+    "user_f1",
+    "user_log_hist_ctr",
+    "ad_f0",
+    "ad_f1",
+    "ad_f2",
+    "ad_log_hist_ctr",
+    "position",
+    "hour_sin",
+    "hour_cos",
+]
 CTR_CATEGORICAL = ["user", "item", "ad_category", "device"]
 
 
@@ -284,16 +342,35 @@ def make_synthetic_ctr(rows: int = 20000, users: int = 400, seed: int = 0) -> Ra
     rng = np.random.default_rng(seed)
     x, cat, click = _ctr_impressions(rng, _ctr_population(rng, users), rows, users)
     names = list(CTR_FEATURES)
-    note = (f"synthetic-ctr: {rows} impressions, {users} users, {CTR_ADS} items, {click.mean():.1%} "
-            f"clicks, generator seed {seed}")
-    return RawData("synthetic-ctr", "tabular", x, click, ["0", "1"],
-                   groups=cat[:, 0].copy(), group_name="user", feature_names=names,
-                   standardize=np.ones(x.shape[1], bool), notes=[note], cat=cat,
-                   cat_names=list(CTR_CATEGORICAL), target_name="clicked")
+    note = (
+        f"synthetic-ctr: {rows} impressions, {users} users, {CTR_ADS} items, {click.mean():.1%} "
+        f"clicks, generator seed {seed}"
+    )
+    return RawData(
+        "synthetic-ctr",
+        "tabular",
+        x,
+        click,
+        ["0", "1"],
+        groups=cat[:, 0].copy(),
+        group_name="user",
+        feature_names=names,
+        standardize=np.ones(x.shape[1], bool),
+        notes=[note],
+        cat=cat,
+        cat_names=list(CTR_CATEGORICAL),
+        target_name="clicked",
+    )
 
 
-def write_synthetic_ctr_parquet(path: str, rows: int, users: int = 400, seed: int = 0,
-                                chunk: int = 1_000_000, row_group_size: int = 100_000) -> float:
+def write_synthetic_ctr_parquet(
+    path: str,
+    rows: int,
+    users: int = 400,
+    seed: int = 0,
+    chunk: int = 1_000_000,
+    row_group_size: int = 100_000,
+) -> float:
     """synthetic-ctr as a Parquet file, generated and written ``chunk`` rows at a time (cheap in
     memory, so large files can be made: ``torch-sugar synthetic-ctr clicks.parquet --rows
     10000000``); the columns of :func:`write_table_csv`, features as float32. The first ``chunk``
@@ -310,19 +387,27 @@ def write_synthetic_ctr_parquet(path: str, rows: int, users: int = 400, seed: in
         raise UsageError(f"--ctr-users: need 2 <= users <= rows/5 = {rows // 5}, got {users}")
     rng = np.random.default_rng(seed)
     pop = _ctr_population(rng, users)
-    schema = pa.schema([(n, pa.string()) for n in CTR_CATEGORICAL]
-                       + [(n, pa.float32()) for n in CTR_FEATURES] + [("clicked", pa.int8())])
+    schema = pa.schema(
+        [(n, pa.string()) for n in CTR_CATEGORICAL]
+        + [(n, pa.float32()) for n in CTR_FEATURES]
+        + [("clicked", pa.int8())]
+    )
     clicks = 0
     try:
         with pq.ParquetWriter(path, schema) as writer:
             for start in range(0, rows, chunk):
                 x, (user, ad, category, device), click = _ctr_impressions(
-                    rng, pop, min(chunk, rows - start), users, as_text=False)
-                text = [pc.binary_join_element_wise(prefix, pa.array(v).cast(pa.string()), "")
-                        for prefix, v in (("u", user), ("ad", ad), ("c", category))]
+                    rng, pop, min(chunk, rows - start), users, as_text=False
+                )
+                text = [
+                    pc.binary_join_element_wise(prefix, pa.array(v).cast(pa.string()), "")
+                    for prefix, v in (("u", user), ("ad", ad), ("c", category))
+                ]
                 text.append(pa.array(np.array(CTR_DEVICES)[device]))
-                table = pa.table(text + [pa.array(x[:, j]) for j in range(x.shape[1])]
-                                 + [pa.array(click.astype(np.int8))], schema=schema)
+                table = pa.table(
+                    text + [pa.array(x[:, j]) for j in range(x.shape[1])] + [pa.array(click.astype(np.int8))],
+                    schema=schema,
+                )
                 writer.write_table(table, row_group_size=row_group_size)
                 clicks += int(click.sum())
     except OSError as exc:
@@ -360,9 +445,16 @@ def _warn(message: str) -> None:
     print(f"torch-sugar compare: warning: {message}", file=sys.stderr, flush=True)
 
 
-def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequence[str] = (),
-             categorical: Sequence[str] = (), na_values: Sequence[str] = (),
-             fill: Optional[str] = None, max_classes: int = 100) -> RawData:
+def load_csv(
+    path: str,
+    target: str,
+    group: Optional[str] = None,
+    ignore: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    na_values: Sequence[str] = (),
+    fill: Optional[str] = None,
+    max_classes: int = 100,
+) -> RawData:
     """A CSV file with a header row. ``target`` is the class column; ``group`` (optional) the
     group id for uAUC (a feature too only when it is also in ``categorical``); ``ignore`` columns
     are dropped.
@@ -407,11 +499,25 @@ def load_csv(path: str, target: str, group: Optional[str] = None, ignore: Sequen
         raise UsageError(f"--csv: {path} has a header but no data rows")
     for line_num, row in lines:
         if len(row) != len(header):
-            raise UsageError(f"--csv: {path} line {line_num} has {len(row)} fields, the header "
-                             f"has {len(header)}")
+            raise UsageError(
+                f"--csv: {path} line {line_num} has {len(row)} fields, the header has {len(header)}"
+            )
     columns = [[row[j].strip() for _, row in lines] for j in range(len(header))]
-    return _load_table("--csv", "line", path, header, columns, np.array([n for n, _ in lines]),
-                       target, group, ignore, categorical, na_values, fill, max_classes)
+    return _load_table(
+        "--csv",
+        "line",
+        path,
+        header,
+        columns,
+        np.array([n for n, _ in lines]),
+        target,
+        group,
+        ignore,
+        categorical,
+        na_values,
+        fill,
+        max_classes,
+    )
 
 
 def _parquet_column(name: str, column, path: str):
@@ -421,6 +527,7 @@ def _parquet_column(name: str, column, path: str):
     null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.cast(kind.value_type), kind.value_type
@@ -432,8 +539,10 @@ def _parquet_column(name: str, column, path: str):
     try:
         text = column.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise UsageError(f"--parquet: column {name!r} of {path} has type {kind}, which cannot be read "
-                         "as numbers or text; leave it out with --ignore") from None
+        raise UsageError(
+            f"--parquet: column {name!r} of {path} has type {kind}, which cannot be read "
+            "as numbers or text; leave it out with --ignore"
+        ) from None
     return ["" if v is None else v.strip() for v in text.to_pylist()]
 
 
@@ -443,16 +552,26 @@ def parquet_files(path: str) -> List[str]:
         raise UsageError(f"--parquet: no such file or directory: {path}")
     if not os.path.isdir(path):
         return [path]
-    files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                   if f.endswith(".parquet") and os.path.isfile(os.path.join(path, f)))
+    files = sorted(
+        os.path.join(path, f)
+        for f in os.listdir(path)
+        if f.endswith(".parquet") and os.path.isfile(os.path.join(path, f))
+    )
     if not files:
         raise UsageError(f"--parquet: directory {path} has no .parquet files")
     return files
 
 
-def load_parquet(path: str, target: str, group: Optional[str] = None, ignore: Sequence[str] = (),
-                 categorical: Sequence[str] = (), na_values: Sequence[str] = (),
-                 fill: Optional[str] = None, max_classes: int = 100) -> RawData:
+def load_parquet(
+    path: str,
+    target: str,
+    group: Optional[str] = None,
+    ignore: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    na_values: Sequence[str] = (),
+    fill: Optional[str] = None,
+    max_classes: int = 100,
+) -> RawData:
     """A Parquet file, or a directory of ``*.parquet`` files with the same columns (read in
     sorted order), read with pyarrow; the columns then go through the same rules as CSV
     (:func:`load_csv`) with typed columns: integer, float and decimal columns are numeric (null is
@@ -463,8 +582,9 @@ def load_parquet(path: str, target: str, group: Optional[str] = None, ignore: Se
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise UsageError("--parquet needs pyarrow: pip install pyarrow "
-                         "(or pip install 'torch-sugar[experiments]')") from None
+        raise UsageError(
+            "--parquet needs pyarrow: pip install pyarrow (or pip install 'torch-sugar[experiments]')"
+        ) from None
     tables, header = [], None
     for file in parquet_files(path):
         try:
@@ -476,11 +596,14 @@ def load_parquet(path: str, target: str, group: Optional[str] = None, ignore: Se
                     raise UsageError(f"--parquet: {file} has duplicate column names: {', '.join(dup)}")
                 for name in ignore:
                     if name not in header:
-                        raise UsageError(f"--ignore: column {name!r} is not in {path}; columns: "
-                                         f"{', '.join(header)}")
+                        raise UsageError(
+                            f"--ignore: column {name!r} is not in {path}; columns: {', '.join(header)}"
+                        )
             elif list(names) != header:
-                raise UsageError(f"--parquet: {file} has the columns {', '.join(names)}; the first "
-                                 f"file has {', '.join(header)}")
+                raise UsageError(
+                    f"--parquet: {file} has the columns {', '.join(names)}; the first "
+                    f"file has {', '.join(header)}"
+                )
             tables.append(pq.read_table(file, columns=[h for h in header if h not in ignore]))
         except (pa.ArrowException, OSError) as exc:
             raise UsageError(f"--parquet: cannot read {file}: {exc}") from None
@@ -491,8 +614,21 @@ def load_parquet(path: str, target: str, group: Optional[str] = None, ignore: Se
     columns = [_parquet_column(name, table.column(name), path) for name in kept]
     # the ignored columns were not read: empty text stands in for them
     full = [columns[kept.index(h)] if h in kept else [""] * table.num_rows for h in header]
-    return _load_table("--parquet", "row", path, header, full, np.arange(table.num_rows), target,
-                       group, ignore, categorical, na_values, fill, max_classes)
+    return _load_table(
+        "--parquet",
+        "row",
+        path,
+        header,
+        full,
+        np.arange(table.num_rows),
+        target,
+        group,
+        ignore,
+        categorical,
+        na_values,
+        fill,
+        max_classes,
+    )
 
 
 def _column_text(column) -> List[str]:
@@ -500,21 +636,34 @@ def _column_text(column) -> List[str]:
     float64 array from Parquet, NaN where missing) gives integers without a decimal point, other
     numbers as ``repr`` and "" where missing."""
     if isinstance(column, np.ndarray):
-        return ["" if math.isnan(v) else str(int(v)) if v == int(v) else repr(float(v))
-                for v in column.tolist()]
+        return [
+            "" if math.isnan(v) else str(int(v)) if v == int(v) else repr(float(v)) for v in column.tolist()
+        ]
     return column
 
 
-def _load_table(flag: str, unit: str, path: str, header: List[str], columns: list,
-                row_numbers: np.ndarray, target: str, group: Optional[str], ignore: Sequence[str],
-                categorical: Sequence[str], na_values: Sequence[str], fill: Optional[str],
-                max_classes: int) -> RawData:
+def _load_table(
+    flag: str,
+    unit: str,
+    path: str,
+    header: List[str],
+    columns: list,
+    row_numbers: np.ndarray,
+    target: str,
+    group: Optional[str],
+    ignore: Sequence[str],
+    categorical: Sequence[str],
+    na_values: Sequence[str],
+    fill: Optional[str],
+    max_classes: int,
+) -> RawData:
     """What CSV and Parquet input share once read: ``columns`` holds one entry per ``header``
     name, a list of stripped text cells ("" where empty) or a float64 array (a typed numeric
     column, NaN where missing); ``row_numbers`` are the rows' CSV lines or Parquet rows (``unit``)
     for messages and predictions. See :func:`load_csv` for the rules."""
     if fill is not None and fill not in FILLS:
         raise UsageError(f"--fill: unknown fill {fill!r}; valid: {', '.join(FILLS)}")
+
     def column_index(flag: str, name: str) -> int:
         if name not in header:
             raise UsageError(f"{flag}: column {name!r} is not in {path}; columns: {', '.join(header)}")
@@ -534,17 +683,18 @@ def _load_table(flag: str, unit: str, path: str, header: List[str], columns: lis
     line_nums = row_numbers
     na = {v.strip() for v in na_values}
     if na:
-        columns = [c if isinstance(c, np.ndarray) else ["" if v in na else v for v in c]
-                   for c in columns]
+        columns = [c if isinstance(c, np.ndarray) else ["" if v in na else v for v in c] for c in columns]
 
     def required(idx: int, what: str, option: str) -> List[str]:
         values = _column_text(columns[idx])
         bad = [i for i, v in enumerate(values) if v == ""]
         if bad:
             markers = "empty" + (f" or {', '.join(sorted(na))}" if na else "")
-            raise UsageError(f"{option}: {what} column {header[idx]!r} has {len(bad)} missing "
-                             f"value(s) ({markers}), first on {unit} {line_nums[bad[0]]} of {path}; "
-                             "fill or drop those rows first")
+            raise UsageError(
+                f"{option}: {what} column {header[idx]!r} has {len(bad)} missing "
+                f"value(s) ({markers}), first on {unit} {line_nums[bad[0]]} of {path}; "
+                "fill or drop those rows first"
+            )
         return values
 
     # target: classes sorted numerically when they are numbers
@@ -553,12 +703,16 @@ def _load_table(flag: str, unit: str, path: str, header: List[str], columns: lis
     if all(_as_float(v) is not None for v in distinct):
         distinct.sort(key=float)
     if len(distinct) < 2:
-        raise UsageError(f"--target: column {target!r} has a single class ({distinct[0]!r}) in "
-                         f"{path}; a classifier needs at least two")
+        raise UsageError(
+            f"--target: column {target!r} has a single class ({distinct[0]!r}) in "
+            f"{path}; a classifier needs at least two"
+        )
     if len(distinct) > max_classes:
-        raise UsageError(f"--target: column {target!r} has {len(distinct)} distinct values (more "
-                         f"than --max-classes {max_classes}); compare trains classifiers, not "
-                         "regression")
+        raise UsageError(
+            f"--target: column {target!r} has {len(distinct)} distinct values (more "
+            f"than --max-classes {max_classes}); compare trains classifiers, not "
+            "regression"
+        )
     class_index = {v: i for i, v in enumerate(distinct)}
     y = np.array([class_index[v] for v in t_values], dtype=np.int64)
     groups = np.array(required(g_idx, "group", "--group"), dtype=object) if g_idx is not None else None
@@ -580,8 +734,10 @@ def _load_table(flag: str, unit: str, path: str, header: List[str], columns: lis
         col = np.asarray(numbers, dtype=np.float64)
         if np.any(np.isinf(col)):
             first = int(np.flatnonzero(np.isinf(col))[0])
-            raise UsageError(f"{flag}: numeric column {name!r} has infinite values, first on {unit} "
-                             f"{line_nums[first]} of {path}")
+            raise UsageError(
+                f"{flag}: numeric column {name!r} has infinite values, first on {unit} "
+                f"{line_nums[first]} of {path}"
+            )
         missing = np.isnan(col)
         if missing.any():
             if fill is None:
@@ -589,34 +745,56 @@ def _load_table(flag: str, unit: str, path: str, header: List[str], columns: lis
                     f"{flag}: numeric column {name!r} has {int(missing.sum())} missing value(s) "
                     f"(empty{', ' + ', '.join(sorted(na)) if na else ''} or NaN), first on {unit} "
                     f"{line_nums[int(np.flatnonzero(missing)[0])]} of {path}; fill them with "
-                    "--fill mean|zero, make the column --categorical, or drop it with --ignore")
+                    "--fill mean|zero, make the column --categorical, or drop it with --ignore"
+                )
             filled[name] = int(missing.sum())
         present = col[~missing]
-        if (len(present) and np.all(present == np.round(present))
-                and len(np.unique(present)) >= ID_LIKE_DISTINCT):
+        if (
+            len(present)
+            and np.all(present == np.round(present))
+            and len(np.unique(present)) >= ID_LIKE_DISTINCT
+        ):
             id_like.append(name)
         numeric.append(col)
         names.append(name)
     if not numeric and not cat_cols:
         raise UsageError(f"{flag}: {path} has no feature columns left besides --target/--group/--ignore")
     if id_like:
-        message = (f"integer column(s) {', '.join(id_like)} have {ID_LIKE_DISTINCT} or more distinct "
-                   "values and look like ids; they are read as one standardized number each. Pass "
-                   "them to --categorical (embeddings) or --ignore")
+        message = (
+            f"integer column(s) {', '.join(id_like)} have {ID_LIKE_DISTINCT} or more distinct "
+            "values and look like ids; they are read as one standardized number each. Pass "
+            "them to --categorical (embeddings) or --ignore"
+        )
         _warn(message)
         notes.append("warning: " + message)
     if filled:
-        notes.append(f"--fill {fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in filled.items()))
+        notes.append(
+            f"--fill {fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in filled.items())
+        )
     x = np.stack(numeric, axis=1) if numeric else np.zeros((len(y), 0))
     cat = np.array(cat_cols, dtype=object).T if cat_cols else None
-    note = (f"{os.path.basename(os.path.normpath(path))}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
-            f" + {len(cat_names)} categorical features"
-            + (f" ({', '.join(cat_names)})" if cat_names else ""))
-    return RawData(os.path.splitext(os.path.basename(os.path.normpath(path)))[0], "tabular", x.astype(np.float32), y,
-                   distinct, groups=groups, group_name=group, feature_names=names,
-                   standardize=np.ones(len(names), bool), rows=line_nums, notes=[note] + notes,
-                   cat=cat, cat_names=cat_names, fill=fill if filled else None, target_name=target,
-                   na_values=sorted(na))
+    note = (
+        f"{os.path.basename(os.path.normpath(path))}: {len(y)} rows, {len(header)} columns -> {len(names)} numeric"
+        f" + {len(cat_names)} categorical features" + (f" ({', '.join(cat_names)})" if cat_names else "")
+    )
+    return RawData(
+        os.path.splitext(os.path.basename(os.path.normpath(path)))[0],
+        "tabular",
+        x.astype(np.float32),
+        y,
+        distinct,
+        groups=groups,
+        group_name=group,
+        feature_names=names,
+        standardize=np.ones(len(names), bool),
+        rows=line_nums,
+        notes=[note] + notes,
+        cat=cat,
+        cat_names=cat_names,
+        fill=fill if filled else None,
+        target_name=target,
+        na_values=sorted(na),
+    )
 
 
 # -------------------------------------------------------------------------------------- images
@@ -628,18 +806,19 @@ def load_image_folder(root: str, size: int = 32, grayscale: bool = False) -> Raw
         raise UsageError("--images needs Pillow: pip install pillow") from None
     if not os.path.isdir(root):
         raise UsageError(f"--images: no such directory: {root}")
-    classes = sorted(d for d in os.listdir(root)
-                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    classes = sorted(
+        d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+    )
     if len(classes) < 2:
-        raise UsageError(f"--images: {root} needs one sub-folder per class (at least two); "
-                         f"found {len(classes)}")
+        raise UsageError(
+            f"--images: {root} needs one sub-folder per class (at least two); found {len(classes)}"
+        )
     images, labels = [], []
     for label, cls in enumerate(classes):
         folder = os.path.join(root, cls)
         files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
         if not files:
-            raise UsageError(f"--images: class folder {folder} has no images "
-                             f"({', '.join(IMAGE_EXTENSIONS)})")
+            raise UsageError(f"--images: class folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         for name in files:
             path = os.path.join(folder, name)
             try:
@@ -652,8 +831,14 @@ def load_image_folder(root: str, size: int = 32, grayscale: bool = False) -> Raw
             labels.append(label)
     x = np.stack(images)
     note = f"{root}: {len(labels)} images in {len(classes)} classes, resized to {size}x{size}"
-    return RawData(os.path.basename(os.path.normpath(root)), "image", x,
-                   np.array(labels, np.int64), classes, notes=[note])
+    return RawData(
+        os.path.basename(os.path.normpath(root)),
+        "image",
+        x,
+        np.array(labels, np.int64),
+        classes,
+        notes=[note],
+    )
 
 
 def _unpickle(path: str) -> dict:
@@ -686,24 +871,31 @@ def load_cifar(root: str, labels: str = "fine") -> RawData:
         meta = _unpickle(os.path.join(root, "meta")) if has("meta") else {}
         key = b"fine_labels" if labels == "fine" else b"coarse_labels"
         meta_key = b"fine_label_names" if labels == "fine" else b"coarse_label_names"
-        names = [n.decode() for n in meta.get(meta_key, [])] or [str(i) for i in range(100 if labels == "fine" else 20)]
+        names = [n.decode() for n in meta.get(meta_key, [])] or [
+            str(i) for i in range(100 if labels == "fine" else 20)
+        ]
         name, test_file = "cifar100", "test"
     else:
-        raise UsageError(f"--cifar: {root} is not a CIFAR python-format folder (expected "
-                         "data_batch_1..5 + test_batch for CIFAR-10, or train + test for CIFAR-100; "
-                         "nothing is downloaded)")
+        raise UsageError(
+            f"--cifar: {root} is not a CIFAR python-format folder (expected "
+            "data_batch_1..5 + test_batch for CIFAR-10, or train + test for CIFAR-100; "
+            "nothing is downloaded)"
+        )
 
     def read(files: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for fname in files:
             batch = _unpickle(os.path.join(root, fname))
             if b"data" not in batch or key not in batch:
-                raise UsageError(f"--cifar: {os.path.join(root, fname)} has no {key.decode()!r} "
-                                 "entry (wrong CIFAR variant or file)")
+                raise UsageError(
+                    f"--cifar: {os.path.join(root, fname)} has no {key.decode()!r} "
+                    "entry (wrong CIFAR variant or file)"
+                )
             data = np.asarray(batch[b"data"], dtype=np.uint8)
             if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-                raise UsageError(f"--cifar: {os.path.join(root, fname)} data has shape "
-                                 f"{data.shape}, expected (N, 3072)")
+                raise UsageError(
+                    f"--cifar: {os.path.join(root, fname)} data has shape {data.shape}, expected (N, 3072)"
+                )
             xs.append(data.reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch[key], dtype=np.int64))
         return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
@@ -713,48 +905,69 @@ def load_cifar(root: str, labels: str = "fine") -> RawData:
     n_classes = max(len(names), int(max(y.max(), y_test.max())) + 1)
     names = names + [str(i) for i in range(len(names), n_classes)]
     test = RawData(name, "image", x_test, y_test, names)
-    return RawData(name, "image", x, y, names, test=test,
-                   notes=[f"{root}: {len(y)} training and {len(y_test)} test images, "
-                          f"{n_classes} classes"])
+    return RawData(
+        name,
+        "image",
+        x,
+        y,
+        names,
+        test=test,
+        notes=[f"{root}: {len(y)} training and {len(y_test)} test images, {n_classes} classes"],
+    )
 
 
 # ----------------------------------------------------------------------- splitting, scaling
-def _stratified(idx: np.ndarray, y: np.ndarray, size, seed: int, what: str
-                ) -> Tuple[np.ndarray, np.ndarray]:
+def _stratified(idx: np.ndarray, y: np.ndarray, size, seed: int, what: str) -> Tuple[np.ndarray, np.ndarray]:
     """scikit-learn's ``train_test_split`` of the row indices ``idx``, stratified by ``y[idx]``:
     (the rest, the part of ``size`` rows or share), both sorted."""
     from sklearn.model_selection import train_test_split
+
     try:
         rest, part = train_test_split(idx, test_size=size, stratify=y[idx], random_state=seed)
     except ValueError as exc:
-        raise UsageError(f"cannot split off the {what} ({len(idx)} rows, class counts "
-                         f"{np.bincount(y[idx]).tolist()}): {exc}; use more data or other "
-                         "--val-fraction/--test-fraction/--limit") from None
+        raise UsageError(
+            f"cannot split off the {what} ({len(idx)} rows, class counts "
+            f"{np.bincount(y[idx]).tolist()}): {exc}; use more data or other "
+            "--val-fraction/--test-fraction/--limit"
+        ) from None
     return np.sort(rest), np.sort(part)
 
 
-def _fit_categorical(name: str, train_values: np.ndarray, hash_buckets: Optional[int],
-                     embedding_dim: Optional[int]) -> Tuple[CategoricalColumn, dict]:
+def _fit_categorical(
+    name: str, train_values: np.ndarray, hash_buckets: Optional[int], embedding_dim: Optional[int]
+) -> Tuple[CategoricalColumn, dict]:
     """The column's encoding from its training values: a vocabulary (index 0 = unseen in
     training, 1.. = the training values in sorted order) or, with more distinct values than
     ``hash_buckets``, crc32(value as UTF-8) % hash_buckets."""
     vocabulary = sorted(set(train_values.tolist()))
     if hash_buckets is not None and hash_buckets > MAX_CATEGORIES:
-        raise UsageError(f"--hash-buckets: at most {MAX_CATEGORIES} (category indices travel as "
-                         f"exact float32 integers), got {hash_buckets}")
+        raise UsageError(
+            f"--hash-buckets: at most {MAX_CATEGORIES} (category indices travel as "
+            f"exact float32 integers), got {hash_buckets}"
+        )
     if hash_buckets is not None and len(vocabulary) > hash_buckets:
-        column = CategoricalColumn(name, hash_buckets, embedding_dim_rule(hash_buckets, embedding_dim),
-                                   hashed=True)
-        return column, {"name": name, "hash_buckets": hash_buckets,
-                        "index": "zlib.crc32(value.encode('utf-8')) % hash_buckets",
-                        "distinct_in_training": len(vocabulary)}
+        column = CategoricalColumn(
+            name, hash_buckets, embedding_dim_rule(hash_buckets, embedding_dim), hashed=True
+        )
+        return column, {
+            "name": name,
+            "hash_buckets": hash_buckets,
+            "index": "zlib.crc32(value.encode('utf-8')) % hash_buckets",
+            "distinct_in_training": len(vocabulary),
+        }
     if len(vocabulary) + 1 > MAX_CATEGORIES:
-        raise UsageError(f"--categorical: column {name!r} has {len(vocabulary)} distinct values in "
-                         f"the training rows (at most {MAX_CATEGORIES - 1}); use --hash-buckets N")
-    column = CategoricalColumn(name, len(vocabulary) + 1,
-                               embedding_dim_rule(len(vocabulary) + 1, embedding_dim))
-    return column, {"name": name, "vocabulary": vocabulary,
-                    "index": "1 + position in vocabulary; 0 for a value not in it"}
+        raise UsageError(
+            f"--categorical: column {name!r} has {len(vocabulary)} distinct values in "
+            f"the training rows (at most {MAX_CATEGORIES - 1}); use --hash-buckets N"
+        )
+    column = CategoricalColumn(
+        name, len(vocabulary) + 1, embedding_dim_rule(len(vocabulary) + 1, embedding_dim)
+    )
+    return column, {
+        "name": name,
+        "vocabulary": vocabulary,
+        "index": "1 + position in vocabulary; 0 for a value not in it",
+    }
 
 
 def encode_categorical(values: Sequence[str], encoding: dict) -> np.ndarray:
@@ -767,9 +980,15 @@ def encode_categorical(values: Sequence[str], encoding: dict) -> np.ndarray:
     return np.array([lookup.get(v, 0) for v in values], dtype=np.int64)
 
 
-def prepare(raw: RawData, val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0,
-            limit: Optional[int] = None, hash_buckets: Optional[int] = None,
-            embedding_dim: Optional[int] = None) -> Data:
+def prepare(
+    raw: RawData,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    limit: Optional[int] = None,
+    hash_buckets: Optional[int] = None,
+    embedding_dim: Optional[int] = None,
+) -> Data:
     """Seeded stratified train/validation/test split; encoders fitted on the training rows.
 
     Tabular data: each numeric column gets (x - mean) / std of the training rows (missing values
@@ -798,18 +1017,28 @@ def prepare(raw: RawData, val_fraction: float = 0.15, test_fraction: float = 0.2
         t_keep = np.arange(len(test_raw.y))
         if limit is not None and max(1, limit // 5) < len(t_keep):
             _, t_keep = _stratified(t_keep, test_raw.y, max(1, limit // 5), seed, "test subset")
-        test_part = (test_raw.x[t_keep], test_raw.y[t_keep],
-                     test_raw.groups[t_keep] if test_raw.groups is not None else None, t_keep, None)
+        test_part = (
+            test_raw.x[t_keep],
+            test_raw.y[t_keep],
+            test_raw.groups[t_keep] if test_raw.groups is not None else None,
+            t_keep,
+            None,
+        )
     else:
         rest, test_idx = _stratified(all_idx, y, test_fraction, seed, "test set")
-        train_idx, val_idx = _stratified(rest, y, val_fraction / (1 - test_fraction), seed,
-                                         "validation set")
-        test_part = (x[test_idx], y[test_idx], groups[test_idx] if groups is not None else None,
-                     rows[test_idx], cat[test_idx] if cat is not None else None)
+        train_idx, val_idx = _stratified(rest, y, val_fraction / (1 - test_fraction), seed, "validation set")
+        test_part = (
+            x[test_idx],
+            y[test_idx],
+            groups[test_idx] if groups is not None else None,
+            rows[test_idx],
+            cat[test_idx] if cat is not None else None,
+        )
     missing = sorted(set(range(len(raw.class_names))) - set(np.unique(y[train_idx]).tolist()))
     if missing:
-        raise UsageError(f"{raw.name}: classes {[raw.class_names[m] for m in missing]} have no rows "
-                         "in the training data")
+        raise UsageError(
+            f"{raw.name}: classes {[raw.class_names[m] for m in missing]} have no rows in the training data"
+        )
 
     x_train = x[train_idx].astype(np.float64)
     preprocessing: dict = {"kind": raw.kind, "classes": list(raw.class_names)}
@@ -833,25 +1062,39 @@ def prepare(raw: RawData, val_fraction: float = 0.15, test_fraction: float = 0.2
                 columns.append(column)
                 encodings.append(encoding)
         names = list(raw.feature_names or [f"x{j}" for j in range(x.shape[1])])
-        preprocessing.update({
-            "target": raw.target_name, "group": raw.group_name,
-            "input": "float32 row: the numeric columns, (value - mean) / std, then one category "
-                     "index per categorical column",
-            "na_values": list(raw.na_values), "missing_category": MISSING_CATEGORY,
-            "numeric": [{"name": n, "mean": float(mean[j]), "std": float(std[j]),
-                         "fill": None if fill_value is None else float(fill_value[j])}
-                        for j, n in enumerate(names)],
-            "categorical": encodings})
-        spec = InputSpec("tabular", (x.shape[1] + len(columns),), x.shape[1], tuple(names),
-                         tuple(columns))
+        preprocessing.update(
+            {
+                "target": raw.target_name,
+                "group": raw.group_name,
+                "input": "float32 row: the numeric columns, (value - mean) / std, then one category "
+                "index per categorical column",
+                "na_values": list(raw.na_values),
+                "missing_category": MISSING_CATEGORY,
+                "numeric": [
+                    {
+                        "name": n,
+                        "mean": float(mean[j]),
+                        "std": float(std[j]),
+                        "fill": None if fill_value is None else float(fill_value[j]),
+                    }
+                    for j, n in enumerate(names)
+                ],
+                "categorical": encodings,
+            }
+        )
+        spec = InputSpec("tabular", (x.shape[1] + len(columns),), x.shape[1], tuple(names), tuple(columns))
     else:
         axes = (0, 2, 3)
         mean = x_train.mean(axis=axes, keepdims=True)[0]
         std = x_train.std(axis=axes, keepdims=True)[0]
         std = np.where(std > 1e-12, std, 1.0)
-        preprocessing.update({"input": "float32 image (C, H, W), pixels in [0, 1], then "
-                                       "(pixel - mean) / std per channel",
-                              "mean": mean.ravel().tolist(), "std": std.ravel().tolist()})
+        preprocessing.update(
+            {
+                "input": "float32 image (C, H, W), pixels in [0, 1], then (pixel - mean) / std per channel",
+                "mean": mean.ravel().tolist(),
+                "std": std.ravel().tolist(),
+            }
+        )
         spec = InputSpec("image", tuple(x.shape[1:]))
 
     def split(xs, ys, gs, rs, cs) -> Split:
@@ -862,16 +1105,36 @@ def prepare(raw: RawData, val_fraction: float = 0.15, test_fraction: float = 0.2
         if cs is not None:
             idx = np.stack([encode_categorical(cs[:, j], e) for j, e in enumerate(encodings)], axis=1)
             xs = np.concatenate([xs, idx.astype(np.float64)], axis=1)
-        return Split(torch.from_numpy(np.ascontiguousarray(xs.astype(np.float32))),
-                     torch.from_numpy(ys.astype(np.int64)), gs, np.asarray(rs))
+        return Split(
+            torch.from_numpy(np.ascontiguousarray(xs.astype(np.float32))),
+            torch.from_numpy(ys.astype(np.int64)),
+            gs,
+            np.asarray(rs),
+        )
 
     def take(idx):
-        return (x[idx], y[idx], groups[idx] if groups is not None else None, rows[idx],
-                cat[idx] if cat is not None else None)
+        return (
+            x[idx],
+            y[idx],
+            groups[idx] if groups is not None else None,
+            rows[idx],
+            cat[idx] if cat is not None else None,
+        )
 
     features = raw.feature_names
     if columns:
         features = list(raw.feature_names or []) + [c.name for c in columns]
-    return Data(raw.name, raw.kind, split(*take(train_idx)), split(*take(val_idx)), split(*test_part),
-                list(raw.class_names), spec.shape, raw.group_name, features, notes, spec,
-                preprocessing)
+    return Data(
+        raw.name,
+        raw.kind,
+        split(*take(train_idx)),
+        split(*take(val_idx)),
+        split(*test_part),
+        list(raw.class_names),
+        spec.shape,
+        raw.group_name,
+        features,
+        notes,
+        spec,
+        preprocessing,
+    )

@@ -13,6 +13,7 @@ the whole validation and test sets with its (identical) model, so the metrics an
 selection are those of the whole data and agree on every rank; only rank 0 prints and writes files.
 Bad input stops every rank with the same one-line error (:func:`agree`).
 """
+
 import hashlib
 import os
 from dataclasses import dataclass

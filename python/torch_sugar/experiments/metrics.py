@@ -3,6 +3,7 @@ scikit-learn's ``roc_auc_score``/``average_precision_score`` and scipy's ``ttest
 
 scikit-learn and scipy are imported where they are used: together they take about 1.5 s to
 import, which a command line that stops at a bad flag should not pay."""
+
 import math
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -23,6 +24,7 @@ def auc(y_true: Sequence, score: Sequence) -> Optional[float]:
     if y.all() or not y.any():
         return None
     from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, s))
 
 
@@ -33,6 +35,7 @@ def pr_auc(y_true: Sequence, score: Sequence) -> Optional[float]:
     if not y.any():
         return None
     from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(y, s))
 
 
@@ -58,9 +61,12 @@ def uauc(y_true: Sequence, score: Sequence, groups: Sequence) -> Tuple[Optional[
     return float(np.mean(aucs)), len(aucs)
 
 
-def classification_metrics(y_true: np.ndarray, log_probs: np.ndarray,
-                           groups: Optional[np.ndarray] = None,
-                           class_weight: Optional[np.ndarray] = None) -> Dict[str, Optional[float]]:
+def classification_metrics(
+    y_true: np.ndarray,
+    log_probs: np.ndarray,
+    groups: Optional[np.ndarray] = None,
+    class_weight: Optional[np.ndarray] = None,
+) -> Dict[str, Optional[float]]:
     """loss (mean cross-entropy, i.e. log loss), accuracy, AUC and PR-AUC (two classes only) and
     uAUC (two classes and groups) from the model's log-probabilities ``(rows, classes)``. With
     ``class_weight``, also ``weighted_loss``: the weighted mean cross-entropy that training
@@ -69,8 +75,14 @@ def classification_metrics(y_true: np.ndarray, log_probs: np.ndarray,
     nll = -log_probs[np.arange(len(y)), y]
     loss = float(nll.mean())
     accuracy = float((log_probs.argmax(axis=1) == y).mean())
-    out: Dict[str, Optional[float]] = {"loss": loss, "accuracy": accuracy, "auc": None,
-                                       "pr_auc": None, "uauc": None, "uauc_groups": None}
+    out: Dict[str, Optional[float]] = {
+        "loss": loss,
+        "accuracy": accuracy,
+        "auc": None,
+        "pr_auc": None,
+        "uauc": None,
+        "uauc_groups": None,
+    }
     if class_weight is not None:
         w = np.asarray(class_weight, dtype=np.float64)[y]
         out["weighted_loss"] = float((w * nll).sum() / w.sum())
@@ -90,15 +102,20 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> Dict[str, Optional[fl
     without spread)."""
     d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
     n = len(d)
-    out: Dict[str, Optional[float]] = {"n": n, "diff_mean": float(d.mean()) if n else None,
-                                       "diff_std": float(d.std(ddof=1)) if n > 1 else None,
-                                       "t": None, "p": None}
+    out: Dict[str, Optional[float]] = {
+        "n": n,
+        "diff_mean": float(d.mean()) if n else None,
+        "diff_std": float(d.std(ddof=1)) if n > 1 else None,
+        "t": None,
+        "p": None,
+    }
     # differences that agree to rounding error (accuracies on one test set often differ by the
     # same count) have no spread to test against
     scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300) if n else 1.0
     if n < 2 or out["diff_std"] <= 1e-9 * scale:
         return out
     from scipy import stats
+
     result = stats.ttest_rel(np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64))
     out["t"] = float(result.statistic)
     out["p"] = float(result.pvalue)

@@ -15,6 +15,7 @@ module of its own (so :class:`~torch_sugar.DeadUnitMonitor` sees every call site
 The conv nets take any input of at least 1x1; a max pool is left out where the feature map is
 already 1 pixel wide, so 8x8 digits work as well as 32x32 CIFAR images.
 """
+
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -38,8 +39,14 @@ def _scaled(channels: int, width: float) -> int:
 
 
 class MLP(nn.Module):
-    def __init__(self, in_features: int, hidden: Sequence[int], n_classes: int,
-                 dropout: float = 0.0, norm: str = "none"):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        n_classes: int,
+        dropout: float = 0.0,
+        norm: str = "none",
+    ):
         super().__init__()
         layers: List[nn.Module] = [nn.Flatten()]
         width = in_features
@@ -67,8 +74,9 @@ class FeatureEmbedding(nn.Module):
     def __init__(self, spec: InputSpec):
         super().__init__()
         self.numeric = spec.numeric
-        self.embeddings = nn.ModuleList(nn.Embedding(c.cardinality, c.embedding_dim)
-                                        for c in spec.categorical)
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(c.cardinality, c.embedding_dim) for c in spec.categorical
+        )
         # small vectors to start, next to numeric columns of unit variance: with nn.Embedding's
         # N(0, 1) the ids begin as loud noise (README data: test AUC 0.73 instead of 0.77)
         for embedding in self.embeddings:
@@ -76,8 +84,8 @@ class FeatureEmbedding(nn.Module):
         self.out_features = spec.numeric + sum(c.embedding_dim for c in spec.categorical)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = x[:, self.numeric:].long()
-        parts = [x[:, :self.numeric]]
+        index = x[:, self.numeric :].long()
+        parts = [x[:, : self.numeric]]
         for j, embedding in enumerate(self.embeddings):
             parts.append(embedding(index[:, j]))
         return torch.cat(parts, dim=1)
@@ -86,8 +94,9 @@ class FeatureEmbedding(nn.Module):
 class EmbeddingMLP(nn.Module):
     """Embeddings + MLP: the usual deep click-prediction baseline."""
 
-    def __init__(self, spec: InputSpec, hidden: Sequence[int], n_classes: int, dropout: float = 0.0,
-                 norm: str = "none"):
+    def __init__(
+        self, spec: InputSpec, hidden: Sequence[int], n_classes: int, dropout: float = 0.0, norm: str = "none"
+    ):
         super().__init__()
         self.embed = FeatureEmbedding(spec)
         self.mlp = MLP(self.embed.out_features, hidden, n_classes, dropout, norm)
@@ -110,8 +119,15 @@ class CrossLayer(nn.Module):
 class DCN(nn.Module):
     """DCN-v2, parallel structure: embeddings -> [cross network | MLP] -> concat -> Linear."""
 
-    def __init__(self, spec: InputSpec, hidden: Sequence[int], n_classes: int, dropout: float = 0.0,
-                 norm: str = "none", cross_layers: int = DCN_CROSS_LAYERS):
+    def __init__(
+        self,
+        spec: InputSpec,
+        hidden: Sequence[int],
+        n_classes: int,
+        dropout: float = 0.0,
+        norm: str = "none",
+        cross_layers: int = DCN_CROSS_LAYERS,
+    ):
         super().__init__()
         self.embed = FeatureEmbedding(spec)
         width = self.embed.out_features
@@ -130,14 +146,23 @@ class DCN(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, in_shape: Tuple[int, int, int], n_classes: int, width: float = 1.0,
-                 dropout: float = 0.0, norm: str = "none"):
+    def __init__(
+        self,
+        in_shape: Tuple[int, int, int],
+        n_classes: int,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        norm: str = "none",
+    ):
         super().__init__()
         channels, size, _ = in_shape
         layers: List[nn.Module] = []
         for i, out in enumerate(_scaled(c, width) for c in (32, 64, 128)):
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=norm != "batch"), _norm2d(norm, out),
-                       nn.ReLU()]
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=norm != "batch"),
+                _norm2d(norm, out),
+                nn.ReLU(),
+            ]
             if i < 2 and size >= 2:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
@@ -153,8 +178,14 @@ class SmallCNN(nn.Module):
 
 
 class VGG16(nn.Module):
-    def __init__(self, in_shape: Tuple[int, int, int], n_classes: int, width: float = 1.0,
-                 dropout: float = 0.0, norm: str = "batch"):
+    def __init__(
+        self,
+        in_shape: Tuple[int, int, int],
+        n_classes: int,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        norm: str = "batch",
+    ):
         super().__init__()
         channels, size, _ = in_shape
         layers: List[nn.Module] = []
@@ -165,8 +196,11 @@ class VGG16(nn.Module):
                     size //= 2
                 continue
             out = _scaled(item, width)
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=norm != "batch"), _norm2d(norm, out),
-                       nn.ReLU()]
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=norm != "batch"),
+                _norm2d(norm, out),
+                nn.ReLU(),
+            ]
             channels = out
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         if dropout > 0:
@@ -191,8 +225,9 @@ class BasicBlock(nn.Module):
         self.bn2 = _norm2d(norm, out_ch)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=bias),
-                                          _norm2d(norm, out_ch))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=bias), _norm2d(norm, out_ch)
+            )
         self.relu2 = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,17 +237,27 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    def __init__(self, in_shape: Tuple[int, int, int], n_classes: int, width: float = 1.0,
-                 dropout: float = 0.0, norm: str = "batch"):
+    def __init__(
+        self,
+        in_shape: Tuple[int, int, int],
+        n_classes: int,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        norm: str = "batch",
+    ):
         super().__init__()
         channels = _scaled(64, width)
-        self.stem = nn.Sequential(nn.Conv2d(in_shape[0], channels, 3, padding=1, bias=norm != "batch"),
-                                  _norm2d(norm, channels), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_shape[0], channels, 3, padding=1, bias=norm != "batch"),
+            _norm2d(norm, channels),
+            nn.ReLU(),
+        )
         stages = []
         for i, planes in enumerate(_scaled(p, width) for p in (64, 128, 256, 512)):
             stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(BasicBlock(channels, planes, stride, norm),
-                                        BasicBlock(planes, planes, 1, norm)))
+            stages.append(
+                nn.Sequential(BasicBlock(channels, planes, stride, norm), BasicBlock(planes, planes, 1, norm))
+            )
             channels = planes
         self.stages = nn.Sequential(*stages)
         head: List[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
@@ -238,9 +283,16 @@ def kaiming_init(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_model(name: str, spec: InputSpec, n_classes: int, hidden: Sequence[int] = (),
-                width: float = 1.0, dropout: float = 0.0, norm: Optional[str] = None,
-                init: str = "torch") -> nn.Module:
+def build_model(
+    name: str,
+    spec: InputSpec,
+    n_classes: int,
+    hidden: Sequence[int] = (),
+    width: float = 1.0,
+    dropout: float = 0.0,
+    norm: Optional[str] = None,
+    init: str = "torch",
+) -> nn.Module:
     """A freshly initialized model (uses the global torch RNG: seed it first).
 
     ``init``: "torch" keeps PyTorch's default layer initialization (uniform, std 1/sqrt(3 fan_in),
@@ -258,8 +310,10 @@ def _build(name, spec: InputSpec, n_classes, hidden, width, dropout, norm) -> nn
     input_shape, data_kind = spec.shape, spec.kind
     if name == "dcn":
         if data_kind != "tabular":
-            raise UsageError(f"--model dcn needs tabular data (--csv, synthetic-ctr, breast_cancer, "
-                             f"wine); this data is {data_kind} with input shape {tuple(input_shape)}")
+            raise UsageError(
+                f"--model dcn needs tabular data (--csv, synthetic-ctr, breast_cancer, "
+                f"wine); this data is {data_kind} with input shape {tuple(input_shape)}"
+            )
         return DCN(spec, hidden, n_classes, dropout, norm)
     if name == "mlp":
         if spec.categorical:
@@ -269,8 +323,10 @@ def _build(name, spec: InputSpec, n_classes, hidden, width, dropout, norm) -> nn
             in_features *= d
         return MLP(in_features, hidden, n_classes, dropout, norm)
     if data_kind != "image" or len(input_shape) != 3:
-        raise UsageError(f"--model {name} needs image data (--images, --cifar or --dataset digits); "
-                         f"this data is {data_kind} with input shape {tuple(input_shape)}")
+        raise UsageError(
+            f"--model {name} needs image data (--images, --cifar or --dataset digits); "
+            f"this data is {data_kind} with input shape {tuple(input_shape)}"
+        )
     cls = {"cnn": SmallCNN, "vgg16": VGG16, "resnet18": ResNet18}[name]
     return cls(tuple(input_shape), n_classes, width, dropout, norm)
 

@@ -18,6 +18,7 @@ Ctrl-C: the workers ignore SIGINT (a terminal sends it to the whole process grou
 catches it, terminates the workers (the runs in flight are lost) and keeps the finished runs, like
 the serial path.
 """
+
 import queue
 import signal
 import threading
@@ -62,19 +63,20 @@ def _run_task(index: int, spec: ActivationSpec, seed: int):
     from .report import safe_name
     from .train import train_one
     from .user_model import save_model
+
     w = _WORKER
     bar = _QueueBar(w["channel"], index) if w["channel"] is not None else None
     try:
-        record, log_probs, model = train_one(w["data"], spec, seed, w["cfg"], bar=bar,
-                                             factory=w["factory"])
+        record, log_probs, model = train_one(w["data"], spec, seed, w["cfg"], bar=bar, factory=w["factory"])
     finally:
         if bar is not None:
             bar.flush()
             w["channel"].put(("done", index, 0, None))
     save_dir = w["args"].save_models
     if save_dir is not None and record["status"] == "done":
-        record["saved"] = save_model(model, save_dir, f"{safe_name(spec.label)}-seed{seed}",
-                                     w["data"].example_rows())
+        record["saved"] = save_model(
+            model, save_dir, f"{safe_name(spec.label)}-seed{seed}", w["data"].example_rows()
+        )
     return index, record, log_probs
 
 
@@ -84,6 +86,7 @@ def _worker_main(args, data, cfg, tasks, counter, results, channel) -> None:
     try:
         from .compare import set_determinism
         from .user_model import model_factory
+
         set_determinism(args.device, args.threads)
         factory = None
         if args.model_fn is not None:
@@ -124,8 +127,16 @@ def _drive_bar(bar, channel, batches_per_run: int, total_runs: int, stop: thread
             bar.set_postfix_str(f"{done}/{total_runs} runs done", refresh=False)
 
 
-def run_parallel(jobs: int, tasks: Sequence[Tuple[ActivationSpec, int]], args, data, cfg,
-                 bar, batches_per_run: int, on_result: Callable[[int, dict, object], None]) -> None:
+def run_parallel(
+    jobs: int,
+    tasks: Sequence[Tuple[ActivationSpec, int]],
+    args,
+    data,
+    cfg,
+    bar,
+    batches_per_run: int,
+    on_result: Callable[[int, dict, object], None],
+) -> None:
     """Trains ``tasks`` (activation, seed) in ``jobs`` spawned workers; calls
     ``on_result(index, record, log_probs)`` in the parent as each run finishes (in any order).
 
@@ -140,12 +151,16 @@ def run_parallel(jobs: int, tasks: Sequence[Tuple[ActivationSpec, int]], args, d
     stop = threading.Event()
     thread = None
     if bar is not None:
-        thread = threading.Thread(target=_drive_bar, daemon=True,
-                                  args=(bar, channel, batches_per_run, len(tasks), stop))
+        thread = threading.Thread(
+            target=_drive_bar, daemon=True, args=(bar, channel, batches_per_run, len(tasks), stop)
+        )
         thread.start()
-    workers = [ctx.Process(target=_worker_main, daemon=True,
-                           args=(args, data, cfg, list(tasks), counter, results, channel))
-               for _ in range(min(jobs, len(tasks)))]
+    workers = [
+        ctx.Process(
+            target=_worker_main, daemon=True, args=(args, data, cfg, list(tasks), counter, results, channel)
+        )
+        for _ in range(min(jobs, len(tasks)))
+    ]
     try:
         for w in workers:
             w.start()
@@ -157,8 +172,10 @@ def run_parallel(jobs: int, tasks: Sequence[Tuple[ActivationSpec, int]], args, d
                 except queue.Empty:
                     codes = [w.exitcode for w in workers]
                     if any(c not in (None, 0) for c in codes) or all(c is not None for c in codes):
-                        raise UsageError(f"--jobs: a worker process ended without its results "
-                                         f"(exit codes {codes}); stopped every worker")
+                        raise UsageError(
+                            f"--jobs: a worker process ended without its results "
+                            f"(exit codes {codes}); stopped every worker"
+                        )
             if isinstance(item, BaseException):
                 raise item
             on_result(*item)

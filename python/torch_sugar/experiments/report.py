@@ -1,6 +1,7 @@
 """Summaries over seeds, the terminal tables, and the files of ``--out``: results.json,
 results.csv, predictions/*.csv and the PNG plots (matplotlib's Agg renderer, no display needed).
 """
+
 import csv
 import json
 import math
@@ -26,9 +27,23 @@ METRICS = {
     "uauc_groups": ("uAUC groups", True),
 }
 COMPARED = ("loss", "accuracy", "auc", "pr_auc", "uauc", "dead_fraction_end")
-CSV_FIELDS = ["activation", "seed", "status", "loss", "accuracy", "auc", "pr_auc", "uauc",
-              "uauc_groups", "dead_fraction_start", "dead_fraction_end", "selected_epoch",
-              "epochs_run", "epoch_seconds", "train_seconds"]
+CSV_FIELDS = [
+    "activation",
+    "seed",
+    "status",
+    "loss",
+    "accuracy",
+    "auc",
+    "pr_auc",
+    "uauc",
+    "uauc_groups",
+    "dead_fraction_start",
+    "dead_fraction_end",
+    "selected_epoch",
+    "epochs_run",
+    "epoch_seconds",
+    "train_seconds",
+]
 
 
 def clean(value):
@@ -53,8 +68,12 @@ def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[st
     for label in labels:
         mine = [r for r in runs if r["activation"] == label]
         done = [r for r in mine if r["status"] == "done"]
-        entry = {"runs": len(mine), "done": len(done), "diverged": len(mine) - len(done),
-                 "seeds": [r["seed"] for r in done]}
+        entry = {
+            "runs": len(mine),
+            "done": len(done),
+            "diverged": len(mine) - len(done),
+            "seeds": [r["seed"] for r in done],
+        }
         for metric in METRICS:
             values = [r[metric] for r in done if r.get(metric) is not None]
             entry[metric] = {
@@ -72,16 +91,20 @@ def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[st
             other = {r["seed"]: r for r in runs if r["activation"] == label and r["status"] == "done"}
             entry = {}
             for metric in COMPARED:
-                seeds = sorted(s for s in base.keys() & other.keys()
-                               if base[s].get(metric) is not None and other[s].get(metric) is not None)
+                seeds = sorted(
+                    s
+                    for s in base.keys() & other.keys()
+                    if base[s].get(metric) is not None and other[s].get(metric) is not None
+                )
                 a = [base[s][metric] for s in seeds]
                 b = [other[s][metric] for s in seeds]
                 test = paired_test(a, b)
                 higher = METRICS[metric][1]
                 # equal up to rounding: a tie, neither better nor worse
                 ties = [abs(y - x) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b)]
-                test["better"] = sum(not t and ((y > x) if higher else (y < x))
-                                     for x, y, t in zip(a, b, ties))
+                test["better"] = sum(
+                    not t and ((y > x) if higher else (y < x)) for x, y, t in zip(a, b, ties)
+                )
                 test["tied"] = sum(ties)
                 test["worse"] = len(seeds) - test["better"] - test["tied"]
                 test["seeds"] = seeds
@@ -127,15 +150,18 @@ def _uauc_label(runs: Sequence[dict]) -> str:
 def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
     metrics = shown_metrics(runs)
     names = {m: (_uauc_label(runs) if m == "uauc" else METRICS[m][0]) for m in metrics}
-    header = (["activation"] + [names[m] for m in metrics]
-              + ["dead units start -> end", "epoch", "s/epoch", "runs"])
+    header = (
+        ["activation"] + [names[m] for m in metrics] + ["dead units start -> end", "epoch", "s/epoch", "runs"]
+    )
     rows = []
     for label, entry in summary["activations"].items():
         cells = [label] + [_fmt(entry[m]["mean"], entry[m]["std"]) for m in metrics]
         start, end = entry["dead_fraction_start"], entry["dead_fraction_end"]
-        cells.append("-" if end["mean"] is None else
-                     f"{_fmt(start['mean'], start['std'], pct=True)} -> "
-                     f"{_fmt(end['mean'], end['std'], pct=True)}")
+        cells.append(
+            "-"
+            if end["mean"] is None
+            else f"{_fmt(start['mean'], start['std'], pct=True)} -> {_fmt(end['mean'], end['std'], pct=True)}"
+        )
         cells.append(_fmt(entry["selected_epoch"]["mean"], None, digits=1))
         cells.append(_fmt(entry["epoch_seconds"]["mean"], None, digits=3))
         runs_text = f"{entry['done']}/{seeds_total}"
@@ -147,8 +173,10 @@ def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
     selected_by = {r.get("selected_by") for r in runs if r.get("selected_by")}
     if selected_by:
         what = "AUC" if selected_by == {"auc"} else "loss"
-        out.append(f"test metrics of each run's epoch with the best validation {what} "
-                   "(epoch: its mean over seeds); mean ± std over seeds")
+        out.append(
+            f"test metrics of each run's epoch with the best validation {what} "
+            "(epoch: its mean over seeds); mean ± std over seeds"
+        )
     if summary["vs_baseline"]:
         compared = metrics + ["dead_fraction_end"]
         header = ["activation"] + [("Δ " + METRICS[m][0]) for m in compared]
@@ -174,8 +202,10 @@ def format_tables(summary: dict, runs: Sequence[dict], seeds_total: int) -> str:
                 text += f" [{t['better']}/{t['tied']}/{t['worse']}]"
                 cells.append(text)
             rows.append(cells)
-        out.append(f"\nDifference to {summary['baseline']}, paired by seed: mean ± std of the per-seed "
-                   "differences, two-sided paired t-test p, [seeds better/tied/worse]")
+        out.append(
+            f"\nDifference to {summary['baseline']}, paired by seed: mean ± std of the per-seed "
+            "differences, two-sided paired t-test p, [seeds better/tied/worse]"
+        )
         out.append(_table(header, rows))
     return "\n".join(out)
 
@@ -203,18 +233,31 @@ def write_csv(path: str, runs: Sequence[dict]) -> None:
     os.replace(tmp, path)
 
 
-def write_predictions(path: str, rows: np.ndarray, groups: Optional[np.ndarray], y: np.ndarray,
-                      log_probs: np.ndarray, class_names: Sequence[str]) -> None:
+def write_predictions(
+    path: str,
+    rows: np.ndarray,
+    groups: Optional[np.ndarray],
+    y: np.ndarray,
+    log_probs: np.ndarray,
+    class_names: Sequence[str],
+) -> None:
     """One row per test example: source row, group, true class, predicted class, probabilities."""
     probs = np.exp(log_probs)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["row"] + (["group"] if groups is not None else []) + ["target", "prediction"]
-                        + [f"p_{c}" for c in class_names])
+        writer.writerow(
+            ["row"]
+            + (["group"] if groups is not None else [])
+            + ["target", "prediction"]
+            + [f"p_{c}" for c in class_names]
+        )
         for i in range(len(y)):
-            writer.writerow([int(rows[i])] + ([groups[i]] if groups is not None else [])
-                            + [class_names[int(y[i])], class_names[int(log_probs[i].argmax())]]
-                            + [f"{p:.9g}" for p in probs[i]])
+            writer.writerow(
+                [int(rows[i])]
+                + ([groups[i]] if groups is not None else [])
+                + [class_names[int(y[i])], class_names[int(log_probs[i].argmax())]]
+                + [f"{p:.9g}" for p in probs[i]]
+            )
 
 
 # ------------------------------------------------------------------------------------- plots
@@ -222,8 +265,11 @@ def _curves(runs: Sequence[dict], label: str, key: str, first: int = 0):
     """(epochs, mean, min, max) of history[key] from epoch ``first`` on, over the finished runs of
     one activation (the training loss starts at epoch 1)."""
     first = max(first, 1 if key == "train_loss" else 0)
-    series = [[h.get(key) for h in r["history"][first:]] for r in runs
-              if r["activation"] == label and r["status"] == "done"]
+    series = [
+        [h.get(key) for h in r["history"][first:]]
+        for r in runs
+        if r["activation"] == label and r["status"] == "done"
+    ]
     series = [s for s in series if s and all(v is not None for v in s)]
     if not series:
         return None
@@ -238,8 +284,13 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 def _style(i: int) -> dict:
     """A distinct color, line style and marker per activation, so overlapping lines stay visible."""
-    return {"color": f"C{i % 10}", "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
-            "marker": MARKERS[i % len(MARKERS)], "markersize": 4, "markerfacecolor": "none"}
+    return {
+        "color": f"C{i % 10}",
+        "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "markersize": 4,
+        "markerfacecolor": "none",
+    }
 
 
 def layer_labels(run: dict) -> Dict[str, str]:
@@ -259,9 +310,12 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         return []
     paths = []
     binary = any(r.get("auc") is not None for r in runs)
-    panels = [("train_loss", "training loss", 1), ("val_loss", "validation loss", 1),
-              ("val_auc" if binary else "val_accuracy", "validation AUC" if binary else "validation accuracy", 1),
-              ("dead_fraction", "dead units (validation set)", 0)]
+    panels = [
+        ("train_loss", "training loss", 1),
+        ("val_loss", "validation loss", 1),
+        ("val_auc" if binary else "val_accuracy", "validation AUC" if binary else "validation accuracy", 1),
+        ("dead_fraction", "dead units (validation set)", 0),
+    ]
     fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels))
     styles = {label: _style(i) for i, label in enumerate(labels)}
@@ -300,11 +354,18 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         cmap = _colormap()
         length = min(len(r["history"]) for r in done)
         for i, layer in enumerate(layers):
-            arr = np.array([[h["dead_layers"].get(layer, np.nan) for h in r["history"][:length]]
-                            for r in done], dtype=float)
-            ax.plot(np.arange(length), np.nanmean(arr, 0), color=cmap(i / max(len(layers) - 1, 1)),
-                    label=names.get(layer, layer), linewidth=1.2,
-                    linestyle=LINE_STYLES[i % len(LINE_STYLES)])
+            arr = np.array(
+                [[h["dead_layers"].get(layer, np.nan) for h in r["history"][:length]] for r in done],
+                dtype=float,
+            )
+            ax.plot(
+                np.arange(length),
+                np.nanmean(arr, 0),
+                color=cmap(i / max(len(layers) - 1, 1)),
+                label=names.get(layer, layer),
+                linewidth=1.2,
+                linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+            )
         curve = _curves(runs, label, "dead_fraction")
         if curve is not None:
             ax.plot(curve[0], curve[1], color="black", linestyle="--", linewidth=2, label="all layers")
@@ -314,8 +375,10 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         handles, names = legend_ax.get_legend_handles_labels()
         if len(names) <= 20:
             axes[-1].legend(handles, names, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle(f"{title}\ndead units per layer (never > 0 on the validation set), mean over seeds; "
-                 "light = first layer, dark = last")
+    fig.suptitle(
+        f"{title}\ndead units per layer (never > 0 on the validation set), mean over seeds; "
+        "light = first layer, dark = last"
+    )
     path = os.path.join(out_dir, "dead_units.png")
     fig.savefig(path, dpi=110)
     paths.append(path)
@@ -324,4 +387,5 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
 
 def _colormap():
     from matplotlib import colormaps
+
     return colormaps["viridis_r"]

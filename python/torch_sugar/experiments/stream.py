@@ -20,6 +20,7 @@ Column rules are those of typed Parquet columns in :func:`~.data.load_parquet`: 
 and decimal columns are numeric, the others (text, dictionary, boolean) and ``--categorical``
 ones are categorical; the encodings are :func:`~.data._fit_categorical`'s.
 """
+
 import math
 import os
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ def split_of(rows: np.ndarray, seed: int, val_fraction: float, test_fraction: fl
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    u = (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    u = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
     return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0)).astype(np.int8)
 
 
@@ -69,6 +70,7 @@ class Source:
 
     def read(self, k: int):
         import pyarrow.parquet as pq
+
         f, i, first, n = self.row_groups[k]
         try:
             return pq.ParquetFile(self.files[f]).read_row_group(i, columns=self.columns), first
@@ -76,10 +78,18 @@ class Source:
             raise UsageError(f"--parquet: cannot read row group {i} of {self.files[f]}: {exc}") from None
 
 
-def open_source(path: str, target: str, group: Optional[str], ignore: Sequence[str],
-                categorical: Sequence[str], na_values: Sequence[str], fill: Optional[str]) -> Source:
+def open_source(
+    path: str,
+    target: str,
+    group: Optional[str],
+    ignore: Sequence[str],
+    categorical: Sequence[str],
+    na_values: Sequence[str],
+    fill: Optional[str],
+) -> Source:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     files = data_mod.parquet_files(path)
     header, row_groups, first = None, [], 0
     for f, file in enumerate(files):
@@ -91,8 +101,10 @@ def open_source(path: str, target: str, group: Optional[str], ignore: Sequence[s
         if header is None:
             header = schema
         elif schema.names != header.names:
-            raise UsageError(f"--parquet: {file} has the columns {', '.join(schema.names)}; the "
-                             f"first file has {', '.join(header.names)}")
+            raise UsageError(
+                f"--parquet: {file} has the columns {', '.join(schema.names)}; the "
+                f"first file has {', '.join(header.names)}"
+            )
         for i in range(meta.num_row_groups):
             n = meta.metadata.row_group(i).num_rows
             row_groups.append((f, i, first, n))
@@ -100,8 +112,12 @@ def open_source(path: str, target: str, group: Optional[str], ignore: Sequence[s
     names = header.names
     if first == 0:
         raise UsageError(f"--parquet: {path} has no rows")
-    for flag, cols in (("--target", [target]), ("--group", [group] if group else []),
-                       ("--ignore", ignore), ("--categorical", categorical)):
+    for flag, cols in (
+        ("--target", [target]),
+        ("--group", [group] if group else []),
+        ("--ignore", ignore),
+        ("--categorical", categorical),
+    ):
         for name in cols:
             if name not in names:
                 raise UsageError(f"{flag}: column {name!r} is not in {path}; columns: {', '.join(names)}")
@@ -118,14 +134,16 @@ def open_source(path: str, target: str, group: Optional[str], ignore: Sequence[s
         (numeric if is_number and name not in categorical else cats).append(name)
     if not numeric and not cats:
         raise UsageError(f"--parquet: {path} has no feature columns left besides --target/--group/--ignore")
-    return Source(path, files, row_groups, target, group, numeric, cats,
-                  sorted({v.strip() for v in na_values}), fill)
+    return Source(
+        path, files, row_groups, target, group, numeric, cats, sorted({v.strip() for v in na_values}), fill
+    )
 
 
 def _text(column, na_values: Sequence[str]):
     """A column as a pyarrow string array: trimmed, "" where null or one of ``na_values``."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if isinstance(column, pa.ChunkedArray):
@@ -139,6 +157,7 @@ def _text(column, na_values: Sequence[str]):
 def _numbers(column) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
+
     return np.asarray(pc.fill_null(column.cast(pa.float64()), math.nan).to_numpy(), dtype=np.float64)
 
 
@@ -160,7 +179,7 @@ class _Moments:
         delta = mb - self.mean
         with np.errstate(invalid="ignore", divide="ignore"):
             self.mean = np.where(n > 0, self.mean + delta * nb / np.maximum(n, 1), 0.0)
-            self.m2 = self.m2 + m2b + np.where(n > 0, delta ** 2 * self.n * nb / np.maximum(n, 1), 0.0)
+            self.m2 = self.m2 + m2b + np.where(n > 0, delta**2 * self.n * nb / np.maximum(n, 1), 0.0)
         self.n = n
 
 
@@ -177,11 +196,13 @@ class Scan:
     held: Dict[int, dict] = field(default_factory=dict)  # 1, 2: the kept validation/test rows
 
 
-def scan(src: Source, seed: int, val_fraction: float, test_fraction: float, eval_rows: int,
-         max_classes: int) -> Scan:
+def scan(
+    src: Source, seed: int, val_fraction: float, test_fraction: float, eval_rows: int, max_classes: int
+) -> Scan:
     """The one streaming pass: classes, vocabularies, scaling statistics (training rows), and the
     first ``eval_rows`` validation and test rows."""
     import pyarrow as pa
+
     label_counts: Dict[str, int] = {}
     vocab = {c: set() for c in src.categorical}
     moments = _Moments(np.zeros(len(src.numeric)), np.zeros(len(src.numeric)), np.zeros(len(src.numeric)))
@@ -199,20 +220,29 @@ def scan(src: Source, seed: int, val_fraction: float, test_fraction: float, eval
         y = np.asarray(_text(table.column(src.target), ()).to_numpy(zero_copy_only=False), dtype=object)
         empty = np.flatnonzero(y == "")
         if len(empty):
-            raise UsageError(f"--target: target column {src.target!r} has missing values, first on row "
-                             f"{rows[empty[0]]} of {src.path}; fill or drop those rows first")
+            raise UsageError(
+                f"--target: target column {src.target!r} has missing values, first on row "
+                f"{rows[empty[0]]} of {src.path}; fill or drop those rows first"
+            )
         values, counts = np.unique(y, return_counts=True)
         for v, c in zip(values.tolist(), counts.tolist()):
             label_counts[v] = label_counts.get(v, 0) + c
         if len(label_counts) > max_classes:
-            raise UsageError(f"--target: column {src.target!r} has more than --max-classes {max_classes} "
-                             "distinct values; compare trains classifiers, not regression")
-        num = np.stack([_numbers(table.column(c)) for c in src.numeric], axis=1) if src.numeric \
+            raise UsageError(
+                f"--target: column {src.target!r} has more than --max-classes {max_classes} "
+                "distinct values; compare trains classifiers, not regression"
+            )
+        num = (
+            np.stack([_numbers(table.column(c)) for c in src.numeric], axis=1)
+            if src.numeric
             else np.zeros((n, 0))
+        )
         if np.isinf(num).any():
             j = int(np.flatnonzero(np.isinf(num).any(axis=0))[0])
-            raise UsageError(f"--parquet: numeric column {src.numeric[j]!r} has infinite values, first "
-                             f"on row {rows[np.flatnonzero(np.isinf(num[:, j]))[0]]} of {src.path}")
+            raise UsageError(
+                f"--parquet: numeric column {src.numeric[j]!r} has infinite values, first "
+                f"on row {rows[np.flatnonzero(np.isinf(num[:, j]))[0]]} of {src.path}"
+            )
         nan = np.isnan(num)
         if nan.any():
             j = int(np.flatnonzero(nan.any(axis=0))[0])
@@ -220,7 +250,8 @@ def scan(src: Source, seed: int, val_fraction: float, test_fraction: float, eval
                 raise UsageError(
                     f"--parquet: numeric column {src.numeric[j]!r} has missing values (null or NaN), "
                     f"first on row {rows[np.flatnonzero(nan[:, j])[0]]} of {src.path}; fill them with "
-                    "--fill mean|zero, make the column --categorical, or drop it with --ignore")
+                    "--fill mean|zero, make the column --categorical, or drop it with --ignore"
+                )
             for j in np.flatnonzero(nan.any(axis=0)):
                 missing[src.numeric[j]] = missing.get(src.numeric[j], 0) + int(nan[:, j].sum())
         train = part == 0
@@ -234,18 +265,28 @@ def scan(src: Source, seed: int, val_fraction: float, test_fraction: float, eval
             vocab[c].update(text.filter(mask).unique().to_pylist())
         group = None
         if src.group is not None:
-            group = np.asarray(_text(table.column(src.group), ()).to_numpy(zero_copy_only=False), dtype=object)
+            group = np.asarray(
+                _text(table.column(src.group), ()).to_numpy(zero_copy_only=False), dtype=object
+            )
             empty = np.flatnonzero(group == "")
             if len(empty):
-                raise UsageError(f"--group: group column {src.group!r} has missing values, first on row "
-                                 f"{rows[empty[0]]} of {src.path}; fill or drop those rows first")
+                raise UsageError(
+                    f"--group: group column {src.group!r} has missing values, first on row "
+                    f"{rows[empty[0]]} of {src.path}; fill or drop those rows first"
+                )
         for p in (0, 1, 2):
-            keep = np.flatnonzero(part == p)[:max(0, caps[p] - held[p]["n"])]
+            keep = np.flatnonzero(part == p)[: max(0, caps[p] - held[p]["n"])]
             if len(keep):
                 h = held[p]
                 h["num"].append(num[keep])
-                h["cat"].append(np.stack([np.asarray(t.to_numpy(zero_copy_only=False), dtype=object)[keep]
-                                          for t in cats], axis=1) if cats else None)
+                h["cat"].append(
+                    np.stack(
+                        [np.asarray(t.to_numpy(zero_copy_only=False), dtype=object)[keep] for t in cats],
+                        axis=1,
+                    )
+                    if cats
+                    else None
+                )
                 h["y"].append(y[keep])
                 h["group"].append(group[keep] if group is not None else None)
                 h["rows"].append(rows[keep])
@@ -255,15 +296,25 @@ def scan(src: Source, seed: int, val_fraction: float, test_fraction: float, eval
     if all(data_mod._as_float(v) is not None for v in distinct):
         distinct.sort(key=float)
     if len(distinct) < 2:
-        raise UsageError(f"--target: column {src.target!r} has a single class ({distinct[0]!r}) in "
-                         f"{src.path}; a classifier needs at least two")
+        raise UsageError(
+            f"--target: column {src.target!r} has a single class ({distinct[0]!r}) in "
+            f"{src.path}; a classifier needs at least two"
+        )
     absent = [c for c in distinct if c not in train_counts]
     if absent:
         raise UsageError(f"{src.path}: classes {absent} have no rows in the training data")
     std = np.sqrt(moments.m2 / np.maximum(moments.n, 1))
-    return Scan(int(parts.sum()), parts, distinct,
-                np.array([train_counts[c] for c in distinct], np.int64), vocab,
-                moments.mean, std, missing, held)
+    return Scan(
+        int(parts.sum()),
+        parts,
+        distinct,
+        np.array([train_counts[c] for c in distinct], np.int64),
+        vocab,
+        moments.mean,
+        std,
+        missing,
+        held,
+    )
 
 
 class TrainStream(IterableDataset):
@@ -271,8 +322,16 @@ class TrainStream(IterableDataset):
     order, rows shuffled within a buffer of ``shuffle_buffer`` rows. Call :meth:`set_epoch_seed`
     before each epoch; the same seed gives the same batches."""
 
-    def __init__(self, src: Source, encoder, split_seed: int, val_fraction: float,
-                 test_fraction: float, batch_size: int, shuffle_buffer: int):
+    def __init__(
+        self,
+        src: Source,
+        encoder,
+        split_seed: int,
+        val_fraction: float,
+        test_fraction: float,
+        batch_size: int,
+        shuffle_buffer: int,
+    ):
         self.src, self.encoder = src, encoder
         self.split = (split_seed, val_fraction, test_fraction)
         self.batch_size, self.shuffle_buffer = batch_size, max(shuffle_buffer, batch_size)
@@ -302,7 +361,7 @@ class TrainStream(IterableDataset):
                 perm = torch.randperm(len(y), generator=gen)
                 out = (len(y) - self.shuffle_buffer) // self.batch_size * self.batch_size
                 for b in range(0, out, self.batch_size):
-                    idx = perm[b:b + self.batch_size]
+                    idx = perm[b : b + self.batch_size]
                     yield x[idx], y[idx]
                 rest = perm[out:]
                 bx, by, held = [x[rest]], [y[rest]], len(rest)
@@ -310,7 +369,7 @@ class TrainStream(IterableDataset):
             x, y = torch.cat(bx), torch.cat(by)
             perm = torch.randperm(len(y), generator=gen)
             for b in range(0, len(y), self.batch_size):
-                idx = perm[b:b + self.batch_size]
+                idx = perm[b : b + self.batch_size]
                 yield x[idx], y[idx]
 
 
@@ -327,7 +386,7 @@ class StreamSplit:
 
     def batches(self, batch_size: int, order_gen: torch.Generator):
         self.stream.batch_size = batch_size
-        self.stream.set_epoch_seed(int(torch.randint(0, 2 ** 62, (1,), generator=order_gen)))
+        self.stream.set_epoch_seed(int(torch.randint(0, 2**62, (1,), generator=order_gen)))
         yield from DataLoader(self.stream, batch_size=None)
 
 
@@ -338,23 +397,27 @@ def load_stream(args) -> Data:
         import pyarrow as pa
         import pyarrow.compute as pc
     except ImportError:
-        raise UsageError("--parquet needs pyarrow: pip install pyarrow "
-                         "(or pip install 'torch-sugar[experiments]')") from None
-    src = open_source(args.parquet, args.target, args.group, args.ignore, args.categorical,
-                      args.na_values, args.fill)
-    s = scan(src, args.data_seed, args.val_fraction, args.test_fraction, args.eval_rows,
-             args.max_classes)
+        raise UsageError(
+            "--parquet needs pyarrow: pip install pyarrow (or pip install 'torch-sugar[experiments]')"
+        ) from None
+    src = open_source(
+        args.parquet, args.target, args.group, args.ignore, args.categorical, args.na_values, args.fill
+    )
+    s = scan(src, args.data_seed, args.val_fraction, args.test_fraction, args.eval_rows, args.max_classes)
     if s.parts[0] == 0 or min(s.held[1]["n"], s.held[2]["n"]) == 0:
-        raise UsageError(f"--stream: {args.parquet} has too few rows to split ({s.parts.tolist()} "
-                         "train/validation/test rows)")
+        raise UsageError(
+            f"--stream: {args.parquet} has too few rows to split ({s.parts.tolist()} "
+            "train/validation/test rows)"
+        )
     mean, std = s.mean, np.where(s.std > 1e-12, s.std, 1.0)
     fill_value = None
     if s.missing:
         fill_value = mean if args.fill == "mean" else np.zeros(len(mean))
     columns, encodings = [], []
     for c in src.categorical:
-        column, encoding = _fit_categorical(c, np.array(sorted(s.vocab[c]), dtype=object),
-                                            args.hash_buckets, args.embedding_dim)
+        column, encoding = _fit_categorical(
+            c, np.array(sorted(s.vocab[c]), dtype=object), args.hash_buckets, args.embedding_dim
+        )
         columns.append(column)
         encodings.append(encoding)
     value_sets = [pa.array(e["vocabulary"], pa.string()) if "vocabulary" in e else None for e in encodings]
@@ -378,8 +441,11 @@ def load_stream(args) -> Data:
     def encode_table(table, keep: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
         take = pa.array(keep)
         sub = table.take(take)
-        num = np.stack([_numbers(sub.column(c)) for c in src.numeric], axis=1) if src.numeric \
+        num = (
+            np.stack([_numbers(sub.column(c)) for c in src.numeric], axis=1)
+            if src.numeric
             else np.zeros((len(keep), 0))
+        )
         cats = [_text(sub.column(c), src.na_values) for c in src.categorical]
         y = pc.index_in(_text(sub.column(src.target), ()), value_set=class_set).to_numpy(zero_copy_only=False)
         return torch.from_numpy(encode(num, cats)), torch.from_numpy(y.astype(np.int64))
@@ -393,33 +459,68 @@ def load_stream(args) -> Data:
             cats = [cat[:, j] for j in range(cat.shape[1])]
         y = np.array([s.classes.index(v) for v in np.concatenate(h["y"]).tolist()], np.int64)
         groups = np.concatenate(h["group"]) if src.group is not None else None
-        return Split(torch.from_numpy(encode(num, cats)), torch.from_numpy(y), groups,
-                     np.concatenate(h["rows"]))
+        return Split(
+            torch.from_numpy(encode(num, cats)), torch.from_numpy(y), groups, np.concatenate(h["rows"])
+        )
 
     val, test = held_split(1), held_split(2)
-    stream = TrainStream(src, encode_table, args.data_seed, args.val_fraction, args.test_fraction,
-                         args.batch_size, args.shuffle_buffer)
+    stream = TrainStream(
+        src,
+        encode_table,
+        args.data_seed,
+        args.val_fraction,
+        args.test_fraction,
+        args.batch_size,
+        args.shuffle_buffer,
+    )
     example = held_split(0).x  # the first training rows (model probes and traces)
     name = os.path.splitext(os.path.basename(os.path.normpath(args.parquet)))[0]
-    notes = [f"{name}: {s.n_rows} rows streamed in {len(src.row_groups)} row group(s) of "
-             f"{len(src.files)} file(s): {s.parts[0]} train / {s.parts[1]} validation / {s.parts[2]} "
-             f"test rows by a hash of the row number (not stratified); {val.y.shape[0]} validation and "
-             f"{test.y.shape[0]} test rows kept (--eval-rows {args.eval_rows}); shuffle buffer "
-             f"{args.shuffle_buffer} rows"]
+    notes = [
+        f"{name}: {s.n_rows} rows streamed in {len(src.row_groups)} row group(s) of "
+        f"{len(src.files)} file(s): {s.parts[0]} train / {s.parts[1]} validation / {s.parts[2]} "
+        f"test rows by a hash of the row number (not stratified); {val.y.shape[0]} validation and "
+        f"{test.y.shape[0]} test rows kept (--eval-rows {args.eval_rows}); shuffle buffer "
+        f"{args.shuffle_buffer} rows"
+    ]
     if s.missing:
-        notes.append(f"--fill {args.fill}: missing values in "
-                     + ", ".join(f"{k} ({v})" for k, v in s.missing.items()))
+        notes.append(
+            f"--fill {args.fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in s.missing.items())
+        )
     names = list(src.numeric)
     preprocessing = {
-        "kind": "tabular", "classes": list(s.classes), "target": src.target, "group": src.group,
+        "kind": "tabular",
+        "classes": list(s.classes),
+        "target": src.target,
+        "group": src.group,
         "input": "float32 row: the numeric columns, (value - mean) / std, then one category index "
-                 "per categorical column",
-        "na_values": list(src.na_values), "missing_category": data_mod.MISSING_CATEGORY,
-        "numeric": [{"name": n, "mean": float(mean[j]), "std": float(std[j]),
-                     "fill": None if fill_value is None else float(fill_value[j])}
-                    for j, n in enumerate(names)],
-        "categorical": encodings, "split": "splitmix64 hash of the row number (--stream)"}
+        "per categorical column",
+        "na_values": list(src.na_values),
+        "missing_category": data_mod.MISSING_CATEGORY,
+        "numeric": [
+            {
+                "name": n,
+                "mean": float(mean[j]),
+                "std": float(std[j]),
+                "fill": None if fill_value is None else float(fill_value[j]),
+            }
+            for j, n in enumerate(names)
+        ],
+        "categorical": encodings,
+        "split": "splitmix64 hash of the row number (--stream)",
+    }
     spec = InputSpec("tabular", (len(names) + len(columns),), len(names), tuple(names), tuple(columns))
     train = StreamSplit(stream, int(s.parts[0]), s.class_counts, example)
-    return Data(name, "tabular", train, val, test, list(s.classes), spec.shape, src.group,
-                names + [c.name for c in columns], notes, spec, preprocessing)
+    return Data(
+        name,
+        "tabular",
+        train,
+        val,
+        test,
+        list(s.classes),
+        spec.shape,
+        src.group,
+        names + [c.name for c in columns],
+        notes,
+        spec,
+        preprocessing,
+    )

@@ -10,11 +10,12 @@ the validation loss, the weighted one when classes are weighted, or the validati
 metrics are those of the best epoch (epoch 0, the untrained model, is not a candidate), and with
 ``patience`` training stops after that many epochs without improvement.
 """
+
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
     flip = torch.rand(n, generator=gen) < 0.5
     out = torch.empty_like(x)
     for i in range(n):  # per-sample crops; cheap next to the model at these sizes
-        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
         out[i] = crop.flip(-1) if flip[i] else crop
     return out
 
@@ -105,8 +106,9 @@ def class_weights(data: Data, pos_weight: Optional[str]) -> Optional[torch.Tenso
     return torch.tensor([1.0, w], dtype=torch.float32)
 
 
-def epoch_batches(train, batch_size: int, order_gen: torch.Generator
-                  ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+def epoch_batches(
+    train, batch_size: int, order_gen: torch.Generator
+) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of training batches (x, y): a random permutation of the rows drawn from
     ``order_gen``, or, for a streamed split (``--stream``), its own shuffled stream seeded from
     ``order_gen``."""
@@ -116,14 +118,18 @@ def epoch_batches(train, batch_size: int, order_gen: torch.Generator
     n = len(train)
     perm = torch.randperm(n, generator=order_gen)
     for b in range(math.ceil(n / batch_size)):
-        idx = perm[b * batch_size:(b + 1) * batch_size]
+        idx = perm[b * batch_size : (b + 1) * batch_size]
         yield train.x[idx], train.y[idx]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, monitor: Optional[DeadUnitMonitor] = None,
-             weight: Optional[torch.Tensor] = None
-             ) -> Tuple[Dict[str, Optional[float]], np.ndarray, Optional[dict]]:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    cfg: TrainConfig,
+    monitor: Optional[DeadUnitMonitor] = None,
+    weight: Optional[torch.Tensor] = None,
+) -> Tuple[Dict[str, Optional[float]], np.ndarray, Optional[dict]]:
     """Metrics on one split; with ``monitor``, also the dead units over the whole split.
 
     Returns (metrics, log-probabilities, dead-unit results as a dict or None)."""
@@ -134,14 +140,15 @@ def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, monitor: Optional
     outs = []
     try:
         for start in range(0, len(split), cfg.eval_batch_size):
-            xb = split.x[start:start + cfg.eval_batch_size].to(cfg.device)
+            xb = split.x[start : start + cfg.eval_batch_size].to(cfg.device)
             outs.append(F.log_softmax(model(xb).float(), dim=1).cpu())
     finally:
         if monitor is not None:
             monitor.enabled = False
     log_probs = torch.cat(outs).double().numpy()
-    metrics = classification_metrics(split.y.numpy(), log_probs, split.groups,
-                                      None if weight is None else weight.numpy())
+    metrics = classification_metrics(
+        split.y.numpy(), log_probs, split.groups, None if weight is None else weight.numpy()
+    )
     dead = monitor.results().as_dict() if monitor is not None else None
     return metrics, log_probs, dead
 
@@ -158,10 +165,16 @@ def _selection_score(val: dict, select_by: str) -> Optional[float]:
     return None if loss is None else -loss
 
 
-def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
-              progress: Optional[Callable[[int, dict], None]] = None,
-              bar=None, factory: Optional[Callable[[], nn.Module]] = None, ctx=None
-              ) -> Tuple[dict, Optional[np.ndarray], nn.Module]:
+def train_one(
+    data: Data,
+    spec: ActivationSpec,
+    seed: int,
+    cfg: TrainConfig,
+    progress: Optional[Callable[[int, dict], None]] = None,
+    bar=None,
+    factory: Optional[Callable[[], nn.Module]] = None,
+    ctx=None,
+) -> Tuple[dict, Optional[np.ndarray], nn.Module]:
     """Trains one model; returns (the run's record for results.json, test log-probabilities, the
     model at the selected epoch, in eval mode).
 
@@ -172,25 +185,32 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     ``DistributedDataParallel``, each rank on its share of every global batch.
     """
     from . import distributed
+
     ctx = ctx or distributed.SINGLE
     seed_everything(seed)
     if factory is not None:
         model = factory()
     else:
-        model = build_model(cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width,
-                            cfg.dropout, cfg.norm, cfg.init)
+        model = build_model(
+            cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width, cfg.dropout, cfg.norm, cfg.init
+        )
     model = spec.apply(model).to(cfg.device)
     train_model = model
     if ctx.active:
         from torch.nn.parallel import DistributedDataParallel
+
         train_model = DistributedDataParallel(
-            model, device_ids=[torch.cuda.current_device()] if cfg.device == "cuda" else None)
+            model, device_ids=[torch.cuda.current_device()] if cfg.device == "cuda" else None
+        )
     weight = class_weights(data, cfg.pos_weight)
     train_weight = None if weight is None else weight.to(cfg.device)
     monitor = DeadUnitMonitor(model, MONITORED_TYPES, enabled=False)
     optimizer = make_optimizer(cfg, model.parameters())
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-                 if cfg.schedule == "cosine" else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        if cfg.schedule == "cosine"
+        else None
+    )
     order_gen = torch.Generator().manual_seed(seed)
     augment_gen = torch.Generator().manual_seed(seed + 1_000_003)
     uses_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -200,21 +220,27 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
     history: List[dict] = []
     best = {"epoch": None, "score": None, "state": None}
 
-    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float],
-                  rows: int = 0) -> dict:
+    def log_epoch(epoch: int, train_loss: Optional[float], seconds: Optional[float], rows: int = 0) -> dict:
         val, _, dead = evaluate(model, data.val, cfg, monitor, weight)
-        entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": seconds,
-                 "train_rows_per_second": rows / seconds if seconds else None,
-                 "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_auc": val["auc"],
-                 "val_pr_auc": val["pr_auc"],
-                 "dead_fraction": dead["fraction"],
-                 "dead_layers": {k: v["fraction"] for k, v in dead["layers"].items()}}
+        entry = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_seconds": seconds,
+            "train_rows_per_second": rows / seconds if seconds else None,
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+            "val_auc": val["auc"],
+            "val_pr_auc": val["pr_auc"],
+            "dead_fraction": dead["fraction"],
+            "dead_layers": {k: v["fraction"] for k, v in dead["layers"].items()},
+        }
         if "weighted_loss" in val:
             entry["val_weighted_loss"] = val["weighted_loss"]
         score = _selection_score(val, cfg.select_by)
         if epoch > 0 and _finite(score) and (best["score"] is None or score > best["score"]):
-            best.update(epoch=epoch, score=score,
-                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            best.update(
+                epoch=epoch, score=score, state={k: v.detach().clone() for k, v in model.state_dict().items()}
+            )
         history.append(entry)
         if progress is not None:
             progress(epoch, entry)
@@ -223,7 +249,9 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             bar.set_postfix_str(
                 ("" if train_loss is None else f"train loss {train_loss:.3f} ")
                 + ("" if shown is None else f"val {metric_key} {shown:.3f} ")
-                + f"dead {dead['fraction']:.0%}", refresh=False)
+                + f"dead {dead['fraction']:.0%}",
+                refresh=False,
+            )
         return entry
 
     _, _, dead_start = evaluate(model, data.test, cfg, monitor)
@@ -244,7 +272,7 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
             if ctx.active:  # this rank's share of the global batch
                 # the global batch's loss normalizer (rows, or their class weights)
                 denom = float(rows if weight is None else weight[yb].sum())
-                xb, yb = xb[ctx.rank::ctx.world], yb[ctx.rank::ctx.world]
+                xb, yb = xb[ctx.rank :: ctx.world], yb[ctx.rank :: ctx.world]
             if cfg.augment and data.kind == "image":
                 xb = augment_batch(xb, augment_gen)
             xb, yb = xb.to(cfg.device), yb.to(cfg.device)
@@ -252,8 +280,9 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
                 # world x (this share's summed loss) / normalizer: DDP's mean over the ranks of
                 # the gradients is then the gradient of the global batch's mean loss, also when
                 # the shares differ in size (the last batch)
-                loss = F.cross_entropy(train_model(xb), yb, weight=train_weight,
-                                       reduction="sum") * (ctx.world / denom)
+                loss = F.cross_entropy(train_model(xb), yb, weight=train_weight, reduction="sum") * (
+                    ctx.world / denom
+                )
                 shown = distributed.all_mean(ctx, loss)
             else:
                 loss = F.cross_entropy(train_model(xb), yb, weight=train_weight)
@@ -292,22 +321,32 @@ def train_one(data: Data, spec: ActivationSpec, seed: int, cfg: TrainConfig,
         record["status"] = "diverged"
         test = {k: None for k in test}
         dead_end, log_probs = None, None
-    record.update({
-        "loss": test["loss"], "accuracy": test["accuracy"], "auc": test["auc"],
-        "pr_auc": test["pr_auc"], "uauc": test["uauc"], "uauc_groups": test.get("uauc_groups"),
-        "selected_epoch": best["epoch"], "selected_by": cfg.select_by,
-        "stopped_early": len(epoch_seconds) < cfg.epochs and record["status"] == "done",
-        "dead_fraction_start": dead_start["fraction"],
-        "dead_fraction_end": None if dead_end is None else dead_end["fraction"],
-        "dead_start": dead_start, "dead_end": dead_end,
-        "epochs_run": len(epoch_seconds),
-        "epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
-        "train_seconds": float(np.sum(epoch_seconds)),
-        "history": history,
-    })
+    record.update(
+        {
+            "loss": test["loss"],
+            "accuracy": test["accuracy"],
+            "auc": test["auc"],
+            "pr_auc": test["pr_auc"],
+            "uauc": test["uauc"],
+            "uauc_groups": test.get("uauc_groups"),
+            "selected_epoch": best["epoch"],
+            "selected_by": cfg.select_by,
+            "stopped_early": len(epoch_seconds) < cfg.epochs and record["status"] == "done",
+            "dead_fraction_start": dead_start["fraction"],
+            "dead_fraction_end": None if dead_end is None else dead_end["fraction"],
+            "dead_start": dead_start,
+            "dead_end": dead_end,
+            "epochs_run": len(epoch_seconds),
+            "epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+            "train_seconds": float(np.sum(epoch_seconds)),
+            "history": history,
+        }
+    )
     if weight is not None:
         record["pos_weight"] = float(weight[1])
     if ctx.active:
-        record["ddp"] = {"world_size": ctx.world,
-                         "parameter_digests": distributed.parameter_digests(ctx, model)}
+        record["ddp"] = {
+            "world_size": ctx.world,
+            "parameter_digests": distributed.parameter_digests(ctx, model),
+        }
     return record, log_probs, model

@@ -5,6 +5,7 @@ data and the number of classes, once per run after the run's seed is set, and mu
 ``nn.Module`` whose activations to compare are ``nn.ReLU`` modules; each SUGAR activation of
 ``--activations`` is put in with :func:`torch_sugar.convert`. See examples/model_fn_example.py.
 """
+
 import importlib.util
 import json
 import os
@@ -35,16 +36,21 @@ def load_model_fn(text: str) -> Callable:
         raise UsageError(f"--model-fn: importing {path} failed: {type(exc).__name__}: {exc}") from None
     fn = getattr(module, name, None)
     if fn is None or not callable(fn):
-        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
-                         and getattr(v, "__module__", None) == module_name)
+        defined = sorted(
+            k
+            for k, v in vars(module).items()
+            if callable(v) and not k.startswith("_") and getattr(v, "__module__", None) == module_name
+        )
         what = "no function" if fn is None else "a non-callable"
-        raise UsageError(f"--model-fn: {path} has {what} {name!r}; its functions: "
-                         f"{', '.join(defined) or 'none'}")
+        raise UsageError(
+            f"--model-fn: {path} has {what} {name!r}; its functions: {', '.join(defined) or 'none'}"
+        )
     return fn
 
 
-def model_factory(text: str, spec, n_outputs: int,
-                  example: torch.Tensor) -> Tuple[Callable[[], nn.Module], nn.Module]:
+def model_factory(
+    text: str, spec, n_outputs: int, example: torch.Tensor
+) -> Tuple[Callable[[], nn.Module], nn.Module]:
     """(a factory that calls the user's function and checks what it returns, one probe model).
 
     Checks once: the result is an ``nn.Module``, has an ``nn.ReLU`` to convert (and for
@@ -57,28 +63,35 @@ def model_factory(text: str, spec, n_outputs: int,
         except UsageError:
             raise
         except Exception as exc:
-            raise UsageError(f"--model-fn: {text}(spec, {n_outputs}) raised {type(exc).__name__}: "
-                             f"{exc}") from None
+            raise UsageError(
+                f"--model-fn: {text}(spec, {n_outputs}) raised {type(exc).__name__}: {exc}"
+            ) from None
         if not isinstance(model, nn.Module):
             raise UsageError(f"--model-fn: {text} returned a {type(model).__name__}, not an nn.Module")
         return model
 
     probe = factory()
     if not any(isinstance(m, nn.ReLU) for m in probe.modules()):
-        raise UsageError(f"--model-fn: the model from {text} has no nn.ReLU module, so there is "
-                         "nothing to convert to SUGAR and no unit to count as dead; build its "
-                         "activations as nn.ReLU modules (torch.relu/F.relu calls inside forward "
-                         "cannot be converted)")
+        raise UsageError(
+            f"--model-fn: the model from {text} has no nn.ReLU module, so there is "
+            "nothing to convert to SUGAR and no unit to count as dead; build its "
+            "activations as nn.ReLU modules (torch.relu/F.relu calls inside forward "
+            "cannot be converted)"
+        )
     try:
         with torch.no_grad():
             out = probe.eval()(example)
     except Exception as exc:
-        raise UsageError(f"--model-fn: the model from {text} fails on a batch of input shape "
-                         f"{tuple(example.shape)}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(
+            f"--model-fn: the model from {text} fails on a batch of input shape "
+            f"{tuple(example.shape)}: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (example.shape[0], n_outputs):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UsageError(f"--model-fn: the model from {text} returns {shape} for {example.shape[0]} "
-                         f"rows; expected ({example.shape[0]}, {n_outputs}): one logit per class")
+        raise UsageError(
+            f"--model-fn: the model from {text} returns {shape} for {example.shape[0]} "
+            f"rows; expected ({example.shape[0]}, {n_outputs}): one logit per class"
+        )
     return factory, probe
 
 
@@ -104,12 +117,13 @@ def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tenso
     return {"state_dict": state_path, "torchscript": script_path, "torchscript_by": how}
 
 
-def write_preprocessing(directory: str, preprocessing: dict, spec, model_text: str,
-                        activations: Sequence[str]) -> str:
+def write_preprocessing(
+    directory: str, preprocessing: dict, spec, model_text: str, activations: Sequence[str]
+) -> str:
     path = os.path.join(directory, "preprocessing.json")
     payload = {
         "about": "How to turn a raw row into the saved models' input; the models return one logit "
-                 "per class (softmax gives the probabilities, class order in 'classes').",
+        "per class (softmax gives the probabilities, class order in 'classes').",
         **preprocessing,
         "input_spec": spec.as_dict(),
         "model": model_text,
