@@ -12,6 +12,6 @@ int main() {
     loss.backward();  // forward: ReLU; backward: the derivative of B-SiLU
     opt.step();
   }
-  std::cout << net << "\n";  // ... (1): sugar::nn::SugarReLU(surrogate=bsilu, alpha=1.67 (default),
-                             // negative_only=false)
+  // ... (1): sugar::nn::SugarReLU(surrogate=bsilu, alpha=1.67 (default), negative_only=false)
+  std::cout << net << "\n";
 }
