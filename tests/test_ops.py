@@ -12,40 +12,21 @@ import torch
 
 import torch_sugar
 from conftest import DEVICES, DTYPES, assert_agrees_with_cpu
-from reference import ALPHA_SURROGATES, DEFAULT_ALPHA, SURROGATES, bits, grad_input, grad_self_second
+from reference import (
+    ALPHA_SURROGATES,
+    DEFAULT_ALPHA,
+    SPECIAL_X,
+    SURROGATES,
+    TOLERANCES,
+    bits,
+    grad_input,
+    grad_self_second,
+)
 
-# Values the issue asks for, plus the kinks, huge and tiny magnitudes.
-SPECIAL = [
-    0.0,
-    -0.0,
-    1e-4,
-    -1e-4,
-    20.0,
-    -20.0,
-    60.0,
-    -60.0,
-    1.0,
-    -1.0,
-    0.5,
-    -0.5,
-    3.0,
-    -3.0,
-    7.5,
-    -7.5,
-    1e-30,
-    -1e-30,
-    150.0,
-    -150.0,
-]
-
-# Tolerances of the backward against the float64 reference, by dtype: (rtol, atol). Half types
-# are computed in float32 and rounded once, so they are within about one unit in the last place.
-TOLS = {
-    torch.float64: (1e-12, 1e-14),
-    torch.float32: (2e-6, 1e-7),
-    torch.float16: (2e-3, 1e-5),
-    torch.bfloat16: (1.6e-2, 1e-5),
-}
+# The kinks, huge and tiny magnitudes (reference.SPECIAL_X), and the tolerances of a backward
+# against the float64 reference, by dtype (reference.TOLERANCES).
+SPECIAL = SPECIAL_X
+TOLS = {getattr(torch, name): tol for name, tol in TOLERANCES.items()}
 
 
 def sample_x(dtype, device, n=2000, seed=0):
