@@ -704,6 +704,17 @@ def _cmd_info() -> int:
     return 0
 
 
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group before exiting, on success and on error alike (a
+    process that exits with gloo's threads still running is aborted: SIGABRT)."""
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -765,8 +776,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _check_compare_args(args)
         return run(args)
     except UsageError as exc:
-        print(f"{PROG} compare: error: {exc}", file=sys.stderr)
+        # One write of the whole line: under torchrun every rank prints it to the same stream.
+        sys.stderr.write(f"{PROG} compare: error: {exc}\n")
+        sys.stderr.flush()
         return 2
     except KeyboardInterrupt:  # before the first run started: nothing to keep
         print(f"\n{PROG} compare: interrupted before any run finished", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()

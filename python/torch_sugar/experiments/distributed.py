@@ -90,8 +90,3 @@ def parameter_digests(ctx: Context, model: torch.nn.Module) -> list:
     out = [None] * ctx.world
     dist.all_gather_object(out, digest)
     return out
-
-
-def shutdown(ctx: Context) -> None:
-    if ctx.active and dist.is_initialized():
-        dist.destroy_process_group()
