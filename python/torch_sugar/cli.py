@@ -12,6 +12,7 @@ and exits with 130. The machinery lives in :mod:`torch_sugar.experiments`.
 import argparse
 import json
 import math
+import os
 import sys
 from typing import List, Optional, Sequence
 
@@ -704,15 +705,36 @@ def _cmd_info() -> int:
     return 0
 
 
-def _leave_process_group() -> None:
-    """Under torchrun, leave the process group before exiting, on success and on error alike (a
-    process that exits with gloo's threads still running is aborted: SIGABRT)."""
+def _leave_process_group() -> bool:
+    """Under torchrun: wait for every rank (bounded), then leave the process group. Returns
+    whether this process was in one."""
     if "torch.distributed" not in sys.modules:
-        return
+        return False
+    import datetime
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    try:  # no rank tears its connections down while another still uses them
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=120))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001  (a rank that is gone: leave all the same)
+        pass
+    dist.destroy_process_group()
+    return True
+
+
+def _exit_rank(code: int) -> None:
+    """Ends a torchrun rank once its work is done and its files are written: os._exit after
+    flushing, skipping the interpreter's teardown, where gloo's and DDP's C++ threads sometimes
+    made a finished rank abort (SIGABRT, "terminate called without an active exception"), which
+    torchrun reports as the run failing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -774,14 +796,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = argv
     try:
         _check_compare_args(args)
-        return run(args)
+        code = run(args)
     except UsageError as exc:
         # One write of the whole line: under torchrun every rank prints it to the same stream.
         sys.stderr.write(f"{PROG} compare: error: {exc}\n")
         sys.stderr.flush()
-        return 2
+        code = 2
     except KeyboardInterrupt:  # before the first run started: nothing to keep
         print(f"\n{PROG} compare: interrupted before any run finished", file=sys.stderr)
-        return 130
-    finally:
+        code = 130
+    except BaseException:
         _leave_process_group()
+        raise
+    if _leave_process_group():
+        _exit_rank(code)
+    return code
