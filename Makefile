@@ -23,14 +23,17 @@ $(DEPS_STAMP): requirements-dev.txt | $(VPY)
 	touch $@
 
 # The editable install only links the package (python/) into .venv and installs the
-# `torch-sugar` command; the extension is built below by build_ext --inplace, which ninja keeps
-# incremental.
+# `torch-sugar` command; the extension is built below by setup.py, which drives CMake
+# (CMakeLists.txt, the one build description) in build-cmake/ and installs the op library, _C,
+# the headers and the CMake package into python/torch_sugar. ctest (test-cpp) uses the same
+# build-cmake/, so `make test` compiles the library once; ninja keeps it incremental.
+CMAKE_BUILD := build-cmake
 $(EDITABLE_STAMP): $(DEPS_STAMP) pyproject.toml setup.py
 	SUGAR_SKIP_EXTENSIONS=1 $(VPY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 
-$(OPS_LIB): $(EDITABLE_STAMP) $(CSRC) setup.py
-	SUGAR_CUDA=0 $(VPY) setup.py -q build_ext --inplace
+$(OPS_LIB): $(EDITABLE_STAMP) $(CSRC) setup.py CMakeLists.txt $(wildcard cmake/*) | build-deps
+	SUGAR_CUDA=0 SUGAR_CMAKE_BUILD_DIR=$(CMAKE_BUILD) CMAKE=$(CMAKE) $(VPY) setup.py -q build_ext --inplace
 	touch $@
 
 build: $(OPS_LIB)
@@ -75,41 +78,44 @@ clean:
 	rm -rf build-cuda
 
 # ---- C++ (issue 4) ---------------------------------------------------------------------------
-# test-cpp: the standalone CMake build of the op library (CMakeLists.txt) in build-cmake/, then
-# ctest: the Catch2 tests, the C++ examples, and tests/consumer (a separate CMake project) built
-# against `cmake --install` of that build and against the pip package. Needs Catch2 (installed
-# here with apt-get when missing). Incremental, except for the consumer project, which is built
+# test-cpp: the CMake build of `make build` (build-cmake/) with the tests turned on, then ctest:
+# the Catch2 tests, the C++ examples, and tests/consumer (a separate CMake project) built against
+# `cmake --install` of that build and against the pip package. Needs Catch2 (installed here with
+# apt-get when missing). The library itself is not compiled again; the consumer project is built
 # from scratch in a temporary directory each time, as a user would.
 CMAKE ?= cmake
 CTEST ?= ctest
 # e.g. make test-cpp CTEST_ARGS="-E consumer" skips the two consumer builds
 CTEST_ARGS ?=
-CMAKE_BUILD := build-cmake
-SUGAR_CMAKE_GENERATOR := $(if $(shell command -v ninja),Ninja,Unix Makefiles)
 
-.PHONY: test-cpp cpp-deps
+.PHONY: test-cpp cpp-deps build-deps
 
 test: test-cpp
 
-cpp-deps:
+# The Debian packages the builds need, installed with apt-get when missing: CMake for every build
+# (build-deps), Catch2 too for the C++ tests (cpp-deps).
+define apt_deps
 	@missing=; command -v $(CMAKE) >/dev/null || missing=cmake; \
-	if [ ! -f /usr/lib/cmake/Catch2/Catch2Config.cmake ] && [ ! -f /usr/local/lib/cmake/Catch2/Catch2Config.cmake ] \
+	if [ "$(1)" = catch2 ] && [ ! -f /usr/lib/cmake/Catch2/Catch2Config.cmake ] && [ ! -f /usr/local/lib/cmake/Catch2/Catch2Config.cmake ] \
 	    && [ ! -f /usr/lib/x86_64-linux-gnu/cmake/Catch2/Catch2Config.cmake ]; then missing="$$missing catch2"; fi; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
-	  echo "test-cpp needs the Debian packages:$$missing (Catch2 v2 or v3, CMake >= 3.18); install them as root" \
+	  echo "$(2) needs the Debian packages:$$missing (Catch2 v2 or v3, CMake >= 3.18); install them as root" \
 	       "(apt-get install$$missing) and run make again." >&2; exit 1; fi; \
 	echo "Installing$$missing (apt-get install)"; \
 	$$SUDO apt-get install -y -q $$missing >/dev/null 2>&1 \
 	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$missing >/dev/null; } \
 	  || { echo "apt-get install$$missing failed; install them (Catch2 v2 or v3, CMake >= 3.18) yourself" >&2; exit 1; }
+endef
 
-$(CMAKE_BUILD)/CMakeCache.txt: | $(EDITABLE_STAMP) cpp-deps
-	$(CMAKE) -S . -B $(CMAKE_BUILD) -G "$(SUGAR_CMAKE_GENERATOR)" -DSUGAR_CUDA=OFF \
-	  -DCMAKE_PREFIX_PATH="$$($(VPY) -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
-	  -DSUGAR_PYTHON="$(abspath $(VPY))"
+build-deps:
+	$(call apt_deps,,the build)
 
-test-cpp: build cpp-deps $(CMAKE_BUILD)/CMakeCache.txt
+cpp-deps:
+	$(call apt_deps,catch2,test-cpp)
+
+test-cpp: build cpp-deps
+	$(CMAKE) -S . -B $(CMAKE_BUILD) -DSUGAR_BUILD_TESTS=ON -DSUGAR_PYTHON="$(abspath $(VPY))" >/dev/null
 	$(CMAKE) --build $(CMAKE_BUILD) --parallel
 	$(CTEST) --test-dir $(CMAKE_BUILD) --output-on-failure --parallel 2 $(CTEST_ARGS)
 
@@ -118,7 +124,8 @@ test-cpp: build cpp-deps $(CMAKE_BUILD)/CMakeCache.txt
 # `make build-cuda` builds the CUDA variant against the CUDA 13 build of torch in its own
 # .venv-cuda, into build-cuda/ (setup.py build, not --inplace, so the CPU build in .venv and
 # python/torch_sugar/lib is left alone), then checks without a GPU that every op registered CUDA
-# kernels. ninja keeps the compile incremental. TORCH_CUDA_ARCH_LIST overrides the architectures.
+# kernels. setup.py drives CMake as for the CPU build (its build folder: build-cuda/temp/cmake);
+# ninja keeps the compile incremental. TORCH_CUDA_ARCH_LIST overrides the architectures.
 VENV_CUDA := .venv-cuda
 VPY_CUDA := $(VENV_CUDA)/bin/python
 CUDA_DEPS_STAMP := $(VENV_CUDA)/.deps-stamp
@@ -133,7 +140,7 @@ $(CUDA_DEPS_STAMP): requirements-cuda.txt | $(VPY_CUDA)
 	touch $@
 
 # .venv-cuda/bin first on PATH: torch's build runs `ninja` (pip's, there) by name.
-build-cuda: $(CUDA_DEPS_STAMP)
-	PATH="$(CURDIR)/$(VENV_CUDA)/bin:$$PATH" SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
+build-cuda: $(CUDA_DEPS_STAMP) | build-deps
+	CMAKE=$(CMAKE) PATH="$(CURDIR)/$(VENV_CUDA)/bin:$$PATH" SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
 		--build-lib $(CUDA_BUILD)/lib --build-temp $(CUDA_BUILD)/temp
 	$(VPY_CUDA) scripts/check_cuda_build.py $(CUDA_BUILD)/lib

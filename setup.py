@@ -1,57 +1,30 @@
-"""Builds torch-sugar: the Python-free op library `torch_sugar/lib/libtorch_sugar.so`
-(CPU kernels, and CUDA kernels when asked for) and the small pybind11 module `torch_sugar._C`.
+"""Builds torch-sugar for pip by driving CMake: CMakeLists.txt is the one description of the build
+(sources, flags, per-ISA CPU kernels, CUDA). This file configures it with the Python running
+setup.py, builds the op library and the module torch_sugar._C, and installs them, with the headers
+and the CMake package, into the package folder (`cmake --install --prefix .../torch_sugar`).
 
-CUDA is chosen by the environment variable SUGAR_CUDA:
-  SUGAR_CUDA=1  build the CUDA kernels; if that is impossible, fail (never a silent CPU-only build)
-  SUGAR_CUDA=0  CPU only
-  unset         CUDA when torch was built with CUDA and nvcc is found, else CPU only
-TORCH_CUDA_ARCH_LIST overrides the default CUDA architectures (8.0;8.6;8.9;9.0+PTX).
-SUGAR_DEBUG=1 keeps debug information in the C++ objects (off by default: -g0).
+Environment (the options of CMakeLists.txt):
+  SUGAR_CUDA=1          build the CUDA kernels; if that is impossible, fail (never a silent CPU-only build)
+  SUGAR_CUDA=0          CPU only
+  SUGAR_CUDA unset      CUDA when torch was built with CUDA and nvcc is found, else CPU only
+  TORCH_CUDA_ARCH_LIST  the CUDA architectures (default 8.0;8.6;8.9;9.0+PTX)
+  SUGAR_DEBUG=1         keep debug information (off by default)
+  SUGAR_CMAKE_BUILD_DIR the CMake build folder (default: under build_temp); `make` points it at
+                        build-cmake/, which ctest uses too, so the library is compiled once
+  CMAKE_ARGS            more arguments for the CMake configure step
+  CMAKE, MAX_JOBS       the cmake program; the number of parallel compile jobs
 """
 
 import glob
 import os
-import platform
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 
-import torch
-from setuptools import find_packages, setup
-
-
-def _toolkit_ok(home):
-    return (
-        bool(home)
-        and os.path.exists(os.path.join(home, "bin", "nvcc"))
-        and os.path.exists(os.path.join(home, "include", "cuda_runtime.h"))
-    )
-
-
-def _locate_cuda_home():
-    """Sets CUDA_HOME to a complete toolkit when the user set neither CUDA_HOME nor CUDA_PATH.
-
-    torch takes the toolkit to be the folder above the first `nvcc` on PATH; when that `nvcc` is a
-    wrapper script (e.g. /usr/local/bin/nvcc that execs /usr/local/cuda-13.0/bin/nvcc) the
-    headers are not there. This must run before torch.utils.cpp_extension is imported, which reads
-    CUDA_HOME once.
-    """
-    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
-        return
-    candidates = []
-    nvcc = shutil.which("nvcc")
-    if nvcc:
-        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
-    candidates.append("/usr/local/cuda")
-    for home in candidates:
-        if _toolkit_ok(home):
-            os.environ["CUDA_HOME"] = home
-            return
-
-
-if os.environ.get("SUGAR_CUDA", "").strip() != "0":
-    _locate_cuda_home()
-
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 OPS_LIB = "torch_sugar.lib.libtorch_sugar"
@@ -62,177 +35,117 @@ def read_version():
     return re.search(r'__version__ = "([^"]+)"', text).group(1)
 
 
-def want_cuda():
-    switch = os.environ.get("SUGAR_CUDA", "").strip().lower()
-    if switch not in ("", "0", "1", "auto"):
-        raise SystemExit(f"SUGAR_CUDA must be 0, 1 or unset, got {switch!r}")
-    problems = []
-    if torch.version.cuda is None:
-        problems.append(f"the installed torch {torch.__version__} is a CPU-only build")
-    if not CUDA_HOME or not os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
-        problems.append("nvcc was not found (set CUDA_HOME to the CUDA toolkit or put its bin/ on PATH)")
-    elif not os.path.exists(os.path.join(CUDA_HOME, "include", "cuda_runtime.h")):
-        problems.append(
-            f"the CUDA toolkit at CUDA_HOME={CUDA_HOME} has no include/cuda_runtime.h "
-            "(set CUDA_HOME to the toolkit's root folder)"
-        )
-    if switch == "1":
-        if problems:
-            raise SystemExit(
-                "SUGAR_CUDA=1 asked for the CUDA kernels, but "
-                + " and ".join(problems)
-                + ". Install a CUDA build of torch and the CUDA toolkit, or build with SUGAR_CUDA=0."
-            )
-        return True
-    if switch == "0":
-        return False
-    return not problems
-
-
-VERSION = read_version()
-WITH_CUDA = want_cuda()
-if WITH_CUDA and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
-    os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;8.6;8.9;9.0+PTX"
-
-# -g0 overrides the -g in Python's own CFLAGS: debug info would triple the size of the libraries
-# (SUGAR_DEBUG=1 keeps it, for gdb and perf annotate).
-cxx_flags = ["-O3", "-fvisibility=hidden", f'-DTORCH_SUGAR_VERSION="{VERSION}"']
-if os.environ.get("SUGAR_DEBUG", "0") != "1":
-    cxx_flags.append("-g0")
-nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "--extended-lambda", f'-DTORCH_SUGAR_VERSION="{VERSION}"']
-if WITH_CUDA:
-    cxx_flags.append("-DSUGAR_WITH_CUDA")
-    nvcc_flags.append("-DSUGAR_WITH_CUDA")
-    # Hidden like the C++ objects: the kernels register themselves, nothing is exported.
-    nvcc_flags += ["-Xcompiler", "-fvisibility=hidden"]
-    # Compile the architectures of TORCH_CUDA_ARCH_LIST in parallel (0: one thread per CPU).
-    nvcc_flags += ["--threads", os.environ.get("SUGAR_NVCC_THREADS", "0")]
-
-include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")]
-# The CPU kernels (csrc/ops/cpu/vec_kernels.cpp) are one source compiled once per instruction set,
-# with the flags and CPU_CAPABILITY macros of ATen's own per-ISA kernels (pytorch's
-# cmake/Codegen.cmake); CMakeLists.txt has the same list. The portable sources get no ISA flag.
-CPU_KERNEL_SOURCE = "csrc/ops/cpu/vec_kernels.cpp"
-CPU_CAPABILITIES = [("DEFAULT", [])]
-if platform.machine().lower() in ("x86_64", "amd64"):
-    CPU_CAPABILITIES += [
-        ("AVX2", ["-mavx2", "-mfma", "-mf16c"]),
-        ("AVX512", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]),
-    ]
-# Every variant: no contraction of a * b + c into an FMA (the compiler's choice would depend on
-# the context a formula is inlined into, so the same value could round differently in a vector
-# loop and in its tail); ATen's vector headers' unknown pragmas (#pragma unroll) stay quiet.
-CPU_KERNEL_FLAGS = ["-ffp-contract=off", "-Wno-unknown-pragmas", "-Wno-psabi"]
-op_sources = sorted(
-    set(
-        glob.glob("csrc/ops/*.cpp")
-        + glob.glob("csrc/ops/cpu/*.cpp")
-        + glob.glob("csrc/ops/meta/*.cpp")
-        + glob.glob("csrc/ops/autograd/*.cpp")
-        + glob.glob("csrc/api/*.cpp")
+def _toolkit_ok(home):
+    return (
+        bool(home)
+        and os.path.exists(os.path.join(home, "bin", "nvcc"))
+        and os.path.exists(os.path.join(home, "include", "cuda_runtime.h"))
     )
-    - {CPU_KERNEL_SOURCE}
-)
-if WITH_CUDA:
-    op_sources += sorted(glob.glob("csrc/ops/cuda/*.cu"))
-
-Extension = CUDAExtension if WITH_CUDA else CppExtension
-ops_ext = Extension(
-    OPS_LIB,
-    op_sources,
-    include_dirs=include_dirs,
-    # Python-free: py_limited_api keeps torch_python (and so libpython) out of the link, so C++
-    # programs can load the library too.
-    py_limited_api=True,
-    extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
-    extra_link_args=["-Wl,-soname,libtorch_sugar.so"],
-)
-# torch_sugar.build_info() reports the CUDA architectures (only the Python module needs them).
-c_cxx_flags = cxx_flags + (
-    [f'-DSUGAR_CUDA_ARCH_LIST="{os.environ["TORCH_CUDA_ARCH_LIST"]}"'] if WITH_CUDA else []
-)
-c_ext = CppExtension(
-    "torch_sugar._C",
-    ["csrc/python/module.cpp", "csrc/python/surrogate_table.cpp"],
-    include_dirs=include_dirs,
-    extra_compile_args={"cxx": c_cxx_flags},
-)
 
 
-def write_cmake_package(package_dir):
-    """The C++ side of the Python package, for `find_package(TorchSugar)` with
-    torch_sugar.cmake_prefix_path: include/torch_sugar/*.h and lib/cmake/TorchSugar/ next to
-    lib/libtorch_sugar.so, the same layout as `cmake --install`. The config files come from the
-    templates in cmake/ that CMakeLists.txt also uses. Files are rewritten only when they change."""
-    values = {
-        "TORCH_SUGAR_VERSION": VERSION,
-        "TORCH_SUGAR_TORCH_VERSION": torch.__version__.split("+")[0],
-        "TORCH_SUGAR_WITH_CUDA": "ON" if WITH_CUDA else "OFF",
-    }
-    files = {}
-    for name in ("TorchSugarConfig.cmake", "TorchSugarConfigVersion.cmake"):
-        text = open(os.path.join(ROOT, "cmake", name + ".in")).read()
-        # configure_file(@ONLY): @NAME@ -> value; an unknown name is an error here.
-        files[os.path.join("lib", "cmake", "TorchSugar", name)] = re.sub(
-            r"@(\w+)@", lambda m: values[m.group(1)], text
-        )
-    files[os.path.join("lib", "cmake", "TorchSugar", "TorchSugarLinkWhole.cmake")] = open(
-        os.path.join(ROOT, "cmake", "TorchSugarLinkWhole.cmake")
-    ).read()
-    for header in sorted(glob.glob(os.path.join(ROOT, "csrc", "include", "torch_sugar", "*.h"))):
-        files[os.path.join("include", "torch_sugar", os.path.basename(header))] = open(header).read()
-    for rel, text in files.items():
-        path = os.path.join(package_dir, rel)
-        if os.path.exists(path) and open(path).read() == text:
-            continue
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
+def cuda_home():
+    """The CUDA toolkit's root: CUDA_HOME or CUDA_PATH when set, else the folder above the real
+    `nvcc` on PATH (resolving a wrapper script's symlink, e.g. /usr/local/bin/nvcc), else
+    /usr/local/cuda; None when none of them is a complete toolkit."""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            return os.environ[var]
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates.append("/usr/local/cuda")
+    return next((home for home in candidates if _toolkit_ok(home)), None)
 
 
-class BuildSugar(BuildExtension):
-    """Names the op library `lib/libtorch_sugar.so` (a plain shared library, not a module), and
-    compiles its per-ISA CPU kernels (CPU_CAPABILITIES)."""
+def pip_nvrtc(home, torch):
+    """NVRTC from torch's pip dependencies (nvidia/cu13/lib/libnvrtc.so.13 or, for CUDA 12,
+    nvidia/cuda_nvrtc/lib/libnvrtc.so.12) when the toolkit at `home` has none: torch's CMake package
+    requires the library, and a toolkit installed without it is common (the pip wheels bring theirs)."""
+    if glob.glob(os.path.join(home, "lib*", "libnvrtc.so*")):
+        return None
+    site = os.path.dirname(os.path.dirname(os.path.abspath(torch.__file__)))
+    found = sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib", "libnvrtc.so.*[0-9]")))
+    return next((f for f in found if re.search(r"libnvrtc\.so\.\d+$", f)), None)
 
-    def build_extension(self, ext):
-        if ext.name == OPS_LIB:
-            # One object per instruction set, each with its own flags (ninja keeps them
-            # incremental), linked after the portable objects in order of ISA, so that where the
-            # linker merges an inline function compiled in several objects it keeps the copy
-            # every CPU can run.
-            cxx = (
-                ext.extra_compile_args["cxx"]
-                if isinstance(ext.extra_compile_args, dict)
-                else list(ext.extra_compile_args)
-            )
-            objects = []
-            for name, flags in CPU_CAPABILITIES:
-                objects += self.compiler.compile(
-                    [CPU_KERNEL_SOURCE],
-                    output_dir=os.path.join(self.build_temp, "cpu_" + name),
-                    macros=ext.define_macros,
-                    include_dirs=ext.include_dirs,
-                    extra_postargs={
-                        "cxx": cxx
-                        + CPU_KERNEL_FLAGS
-                        + flags
-                        + [f"-DCPU_CAPABILITY={name}", f"-DCPU_CAPABILITY_{name}"],
-                        "nvcc": [],
-                    },
-                )
-            ext.extra_objects = [o for o in ext.extra_objects if o not in objects] + objects
-        super().build_extension(ext)
+
+def cmake_args():
+    switch = os.environ.get("SUGAR_CUDA", "").strip().lower()
+    modes = {"": "AUTO", "auto": "AUTO", "1": "ON", "0": "OFF"}
+    if switch not in modes:
+        raise SystemExit(f"SUGAR_CUDA must be 0, 1 or unset, got {switch!r}")
+    import torch  # the torch this package is built against (pyproject's build requirement)
+
+    args = [
+        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+        f"-DPython_EXECUTABLE={sys.executable}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DSUGAR_BUILD_PYTHON=ON",
+        f"-DSUGAR_CUDA={modes[switch]}",
+        f"-DSUGAR_DEBUG={'ON' if os.environ.get('SUGAR_DEBUG', '0') == '1' else 'OFF'}",
+    ]
+    if torch.version.cuda is not None:
+        # torch's CMake package (FindCUDA and CUDAToolkit) must find the toolkit whenever torch is a
+        # CUDA build, even for SUGAR_CUDA=0.
+        home = cuda_home()
+        if home and _toolkit_ok(home):
+            args += [
+                f"-DCUDAToolkit_ROOT={home}",
+                f"-DCUDA_TOOLKIT_ROOT_DIR={home}",
+                f"-DCMAKE_CUDA_COMPILER={os.path.join(home, 'bin', 'nvcc')}",
+            ]
+            nvrtc = pip_nvrtc(home, torch)
+            if nvrtc:
+                args.append(f"-DCUDA_nvrtc_LIBRARY={nvrtc}")
+    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        args.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
+    return args + shlex.split(os.environ.get("CMAKE_ARGS", ""))
+
+
+class CMakeExtension(Extension):
+    """A library CMakeLists.txt builds (no sources of its own here)."""
+
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class BuildSugar(build_ext):
+    """One CMake build for both extensions, installed into the package folder."""
 
     def run(self):
-        super().run()
-        # The headers and the CMake package config beside the op library (write_cmake_package).
-        # Where the op library went (build/lib... for a wheel, python/ for --inplace), and the
-        # source package too for editable installs, whose library is copied there.
-        package_dirs = {os.path.dirname(os.path.dirname(self.get_ext_fullpath(OPS_LIB)))}
+        if not self.extensions:
+            return
+        cmake = os.environ.get("CMAKE") or shutil.which("cmake")
+        if cmake is None:
+            raise SystemExit(
+                "torch-sugar is built with CMake (>= 3.18), which was not found on PATH: install it "
+                "(`pip install cmake` or `apt-get install cmake`) or set CMAKE to its path."
+            )
+        build_dir = os.path.abspath(
+            os.environ.get("SUGAR_CMAKE_BUILD_DIR") or os.path.join(self.build_temp, "cmake")
+        )
+        # The package folder: the source tree for --inplace and editable installs, else build_lib
+        # (what the wheel packs).
         if self.inplace or getattr(self, "editable_mode", False):
-            package_dirs.add(os.path.join(ROOT, "python", "torch_sugar"))
-        for package_dir in package_dirs:
-            write_cmake_package(package_dir)
+            package_dir = os.path.join(ROOT, "python", "torch_sugar")
+        else:
+            package_dir = os.path.join(os.path.abspath(self.build_lib), "torch_sugar")
+        configure = [cmake, "-S", ROOT, "-B", build_dir] + cmake_args()
+        if not self.verbose:  # setup.py -q: CMake's warnings and errors only
+            configure += ["--log-level=WARNING", "-DCMAKE_INSTALL_MESSAGE=LAZY"]
+        if shutil.which("ninja") and not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
+            configure += ["-G", "Ninja"]
+        jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
+        # Only the two libraries the package holds; the install step copies them with the headers
+        # and the CMake package config.
+        targets = ["torch_sugar", "torch_sugar_python"]
+        for cmd in (
+            configure,
+            [cmake, "--build", build_dir, "--parallel", jobs, "--target", *targets],
+            [cmake, "--install", build_dir, "--prefix", package_dir],
+        ):
+            print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+            subprocess.run(cmd, check=True, cwd=ROOT)
 
     def get_ext_filename(self, ext_name):
         # setuptools asks both by full name and by its last component.
@@ -242,26 +155,17 @@ class BuildSugar(BuildExtension):
             return "libtorch_sugar.so"
         return super().get_ext_filename(ext_name)
 
-    def copy_extensions_to_source(self):
-        os.makedirs(os.path.join(ROOT, "python", "torch_sugar", "lib"), exist_ok=True)
-        super().copy_extensions_to_source()
-
-    def get_export_symbols(self, ext):
-        if ext.name == OPS_LIB:
-            return []
-        return super().get_export_symbols(ext)
-
 
 # `make` installs the package in editable mode without extensions (SUGAR_SKIP_EXTENSIONS=1), then
 # builds them with `setup.py build_ext --inplace`, which stays incremental.
 SKIP_EXTENSIONS = os.environ.get("SUGAR_SKIP_EXTENSIONS") == "1"
 
 setup(
-    version=VERSION,
+    version=read_version(),
     packages=find_packages("python"),
     package_dir={"": "python"},
-    ext_modules=[] if SKIP_EXTENSIONS else [ops_ext, c_ext],
-    cmdclass={"build_ext": BuildSugar.with_options(use_ninja=True)},
+    ext_modules=[] if SKIP_EXTENSIONS else [CMakeExtension(OPS_LIB), CMakeExtension("torch_sugar._C")],
+    cmdclass={"build_ext": BuildSugar},
     include_package_data=True,
     zip_safe=False,
 )

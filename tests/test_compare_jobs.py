@@ -86,7 +86,9 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
 def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
-    """SIGINT to the whole process group, as a terminal's Ctrl-C does, once a run is written."""
+    """SIGINT to the whole process group, as a terminal's Ctrl-C does, once a run is written.
+    30 epochs: the 16 runs last long enough after the first is written (at 3 epochs an idle machine
+    finished them all before the signal arrived)."""
     out = tmp_path / "out"
     argv = [
         sys.executable,
@@ -96,7 +98,7 @@ def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
         "--jobs",
         "2",
         "--epochs",
-        "3",
+        "30",
         "--seeds",
         "8",
         "--hidden",
@@ -135,7 +137,7 @@ def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
     kept = [(r["activation"], r["seed"]) for r in res["runs"]]
     serial = [(a, s) for s in range(8) for a in ("relu", "bsilu")]
     assert 1 <= len(kept) < 16 and kept == [t for t in serial if t in kept], stderr  # serial order
-    assert all(r["status"] == "done" and r["epochs_run"] == 3 for r in res["runs"])
+    assert all(r["status"] == "done" and r["epochs_run"] == 30 for r in res["runs"])
     deadline = time.monotonic() + 10
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)

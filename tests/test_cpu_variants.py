@@ -427,7 +427,7 @@ def test_automatic_choice_follows_aten():
 # The kernels (csrc/ops/cpu/vec_kernels.cpp) are compiled once per ISA with ATen's CPU_CAPABILITY
 # convention: everything they define is in a namespace named after the ISA (sugar::cpu::AVX2::,
 # at::vec::AVX2::) or is a template instantiated with such a type, which the demangled name shows.
-ISA_FLAGS = {  # as in setup.py and CMakeLists.txt
+ISA_FLAGS = {  # as in CMakeLists.txt
     "AVX2": ["-mavx2", "-mfma", "-mf16c"],
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"],
 }
@@ -478,10 +478,11 @@ def test_avx_instructions_only_in_isa_functions():
 
 
 def _isa_object(isa, tmp_path):
-    """The ISA object of the last build (setup.py's or CMake's), else one compiled here."""
+    """The ISA object of the last CMake build (`make build`'s build-cmake/, or setup.py's under
+    build/), else one compiled here."""
     patterns = [
-        os.path.join(ROOT, "build", "**", f"cpu_{isa}", "**", "vec_kernels.o"),
-        os.path.join(ROOT, "build-cmake", "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o"),
+        os.path.join(ROOT, d, "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o")
+        for d in ("build-cmake", "build")
     ]
     objects = sorted((o for p in patterns for o in glob.glob(p, recursive=True)), key=os.path.getmtime)
     if objects:
