@@ -380,7 +380,9 @@ def write_synthetic_ctr_parquet(
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError:
-        raise UsageError("writing Parquet needs pyarrow: pip install pyarrow") from None
+        raise UsageError(
+            "writing Parquet needs pyarrow: pip install pyarrow (or pip install 'torch-sugar[experiments]')"
+        ) from None
     if rows < 100:
         raise UsageError(f"--ctr-rows: need at least 100 rows, got {rows}")
     if not 2 <= users <= rows // 5:
@@ -803,7 +805,9 @@ def load_image_folder(root: str, size: int = 32, grayscale: bool = False) -> Raw
     try:
         from PIL import Image
     except ImportError:
-        raise UsageError("--images needs Pillow: pip install pillow") from None
+        raise UsageError(
+            "--images needs Pillow: pip install pillow (or pip install 'torch-sugar[experiments]')"
+        ) from None
     if not os.path.isdir(root):
         raise UsageError(f"--images: no such directory: {root}")
     classes = sorted(
