@@ -90,9 +90,49 @@ def test_builtin_datasets(tmp_path, capsys, dataset, binary, grouped, extra):
     check_results(load_results(out), ["relu", "bsilu"], [0, 1], binary, grouped)
     check_files(out, 4)
     assert "Difference to relu" in stdout and str(out / "dead_units.png") in stdout
-    assert "relu seed 0" in err  # a progress bar per run
+    assert "relu seed 0" in err and " rows/s" in err  # a progress bar per run, counting rows
     if grouped:
         assert "uAUC" in stdout
+
+
+class RecordingBar:
+    """What compare's progress bar is told: its total and every update."""
+
+    made = []
+
+    def __init__(self, quiet, total, desc):
+        self.total, self.desc, self.updates, self.closed = total, desc, [], False
+        RecordingBar.made.append(self)
+
+    def update(self, n=1):
+        self.updates.append(n)
+
+    def set_postfix_str(self, text, refresh=True):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_progress_bar_counts_training_rows(tmp_path, capsys, monkeypatch):
+    """The bar's unit is a training row (its rate is rows/s, like results.json's per-epoch
+    train_rows_per_second): total = training rows x epochs, one update of each batch's rows."""
+    monkeypatch.setattr(RecordingBar, "made", [])
+    monkeypatch.setattr(compare_mod, "_progress_bar", RecordingBar)
+    out = tmp_path / "out"
+    argv = ["compare", "--dataset", "breast_cancer", "--out", str(out), "--batch-size", "50", "--no-plots"]
+    code, _, err = run_cli(argv + FAST, capsys)
+    assert code == 0, err
+    res = load_results(out)
+    n_train = res["data"]["n_train"]
+    assert n_train % 50 != 0  # a short last batch
+    per_epoch = [50] * (n_train // 50) + [n_train % 50]
+    assert [(b.total, b.updates, b.closed) for b in RecordingBar.made] == [
+        (2 * n_train, 2 * per_epoch, True)
+    ] * 4
+    for run in res["runs"]:
+        for h in run["history"][1:]:
+            assert h["train_rows_per_second"] == pytest.approx(n_train / h["train_seconds"])
 
 
 @pytest.mark.parametrize("model", ["cnn", "vgg16", "resnet18"])

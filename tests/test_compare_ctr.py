@@ -578,6 +578,6 @@ def test_compare_without_scikit_learn(capsys, monkeypatch):
     )
     code, out, err = run_cli(["compare", "--quiet"], capsys)
     assert code == 2 and err.strip() == (
-        "torch-sugar compare: error: needs scikit-learn: pip install "
-        "scikit-learn (or pip install 'torch-sugar[experiments]')"
+        "torch-sugar compare: error: needs scikit-learn, which is not installed: "
+        "pip install 'torch-sugar[experiments]'"
     )

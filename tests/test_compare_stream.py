@@ -2,6 +2,9 @@
 that numpy computes from the whole table, the training stream yields every training row once per
 epoch in a shuffled order, and a streamed run completes."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +19,7 @@ from test_compare_errors import assert_one_line_error  # noqa: E402
 from torch_sugar import cli  # noqa: E402
 from torch_sugar.experiments import data as data_mod  # noqa: E402
 from torch_sugar.experiments import stream as stream_mod  # noqa: E402
+from torch_sugar.experiments.compare import load_data  # noqa: E402
 
 FLAGS = [
     "--target",
@@ -175,3 +179,47 @@ def test_compare_stream_run(parts, tmp_path, capsys):
 def test_stream_errors(parts, capsys, extra, match):
     code, _, err = run_cli(["compare", "--quiet"] + [e.format(path=parts[0]) for e in extra], capsys)
     assert_one_line_error(code, err, match)
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet", "stream"])
+def test_preprocessing_json_encodes_raw_rows_as_the_model_saw_them(parts, source):
+    """The preprocessing.json description (--save-models) is one format for --csv, --parquet and
+    --parquet --stream: after a JSON round trip, the README's recipe (which reads only it) turns the
+    raw validation rows into exactly the model input that compare built."""
+    path, table = parts
+    flags = [f for f in FLAGS if f != "--stream"]
+    flags = flags[: flags.index("--batch-size")]  # --batch-size and --shuffle-buffer: the stream's
+    if source == "csv":
+        argv = ["compare", "--csv", os.path.join(os.path.dirname(path), "c.csv")] + flags
+    elif source == "parquet":
+        argv = ["compare", "--parquet", path] + flags
+    else:
+        argv = ["compare", "--parquet", path] + FLAGS
+    args = cli.build_parser().parse_args(argv)
+    cli._check_compare_args(args)
+    data = load_data(args)
+    pre = json.loads(json.dumps(data.preprocessing))
+    keys = ["kind", "classes", "target", "group", "input", "na_values", "missing_category", "numeric"]
+    keys += ["categorical"] + (["split"] if source == "stream" else [])
+    assert list(pre) == keys
+    assert pre["kind"] == "tabular" and pre["target"] == "clicked" and pre["group"] == "user"
+    assert [c["name"] for c in pre["numeric"]] == [
+        n
+        for n in table.column_names
+        if n not in ("user", "item", "ad_category", "device", "hour_cos", "clicked")
+    ]
+    assert all(list(c) == ["name", "mean", "std", "fill"] for c in pre["numeric"])
+    assert [c["name"] for c in pre["categorical"]] == ["user", "item", "ad_category", "device"]
+
+    raw = table.to_pylist()
+    first_row = 2 if source == "csv" else 0  # CSV line numbers; Parquet row numbers from 0
+    rows = []
+    for r in data.val.rows:
+        line = raw[int(r) - first_row]
+        numeric = [(float(line[c["name"]]) - c["mean"]) / c["std"] for c in pre["numeric"]]
+        index = [
+            c["vocabulary"].index(str(line[c["name"]])) + 1 if str(line[c["name"]]) in c["vocabulary"] else 0
+            for c in pre["categorical"]
+        ]
+        rows.append(numeric + index)
+    np.testing.assert_allclose(data.val.x.numpy(), np.array(rows), rtol=1e-5, atol=1e-5)

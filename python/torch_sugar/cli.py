@@ -737,6 +737,52 @@ def _exit_rank(code: int) -> None:
     os._exit(code)
 
 
+# What `compare` and `synthetic-ctr` import beyond torch (import name, package name): the
+# `experiments` extra of pyproject.toml. `import torch_sugar` and the other commands need none of it.
+_NEEDS = {
+    "compare": (("numpy", "numpy"), ("sklearn", "scikit-learn"), ("scipy", "scipy")),
+    "synthetic-ctr": (("numpy", "numpy"),),
+}
+INSTALL_EXPERIMENTS = "pip install 'torch-sugar[experiments]'"
+
+
+def _missing_packages(command: str) -> List[str]:
+    import importlib.util
+
+    missing = []
+    for module, package in _NEEDS[command]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # a finder that refuses the name (an environment that blocks it)
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
+def _import_experiments(command: str, module: str):
+    """``torch_sugar.experiments.<module>`` for ``command``, or None after one line on stderr
+    naming what of the scientific stack is missing and how to install it."""
+    import importlib
+
+    missing = _missing_packages(command)
+    if not missing:
+        try:
+            return importlib.import_module(f"{__package__}.experiments.{module}")
+        except ImportError as exc:  # present but not importable (say, built for another numpy)
+            top = (exc.name or "").partition(".")[0]
+            if top not in dict(_NEEDS[command]):
+                raise
+            sys.stderr.write(f"{PROG} {command}: error: cannot import {top} ({exc}): {INSTALL_EXPERIMENTS}\n")
+            return None
+    names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+    verb = "is" if len(missing) == 1 else "are"
+    sys.stderr.write(
+        f"{PROG} {command}: error: needs {names}, which {verb} not installed: {INSTALL_EXPERIMENTS}\n"
+    )
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -751,8 +797,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .experiments import UsageError
 
     if args.command == "synthetic-ctr":
-        from .experiments import data as data_mod
-
+        data_mod = _import_experiments("synthetic-ctr", "data")
+        if data_mod is None:
+            return 2
         if args.path.endswith(".parquet"):
             try:
                 rate = data_mod.write_synthetic_ctr_parquet(args.path, args.rows, args.users, args.seed)
@@ -777,26 +824,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         return 0
 
-    import importlib.util
-
-    missing = [
-        name
-        for module, name in (("sklearn", "scikit-learn"), ("scipy", "scipy"))
-        if importlib.util.find_spec(module) is None
-    ]
-    if missing:
-        print(
-            f"{PROG} compare: error: needs {' and '.join(missing)}: pip install "
-            f"{' '.join(missing)} (or pip install 'torch-sugar[experiments]')",
-            file=sys.stderr,
-        )
+    compare = _import_experiments("compare", "compare")
+    if compare is None:
         return 2
-    from .experiments.compare import run
-
     args.argv = argv
     try:
         _check_compare_args(args)
-        code = run(args)
+        code = compare.run(args)
     except UsageError as exc:
         # One write of the whole line: under torchrun every rank prints it to the same stream.
         sys.stderr.write(f"{PROG} compare: error: {exc}\n")

@@ -380,7 +380,9 @@ def write_synthetic_ctr_parquet(
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError:
-        raise UsageError("writing Parquet needs pyarrow: pip install pyarrow") from None
+        raise UsageError(
+            "writing Parquet needs pyarrow: pip install pyarrow (or pip install 'torch-sugar[experiments]')"
+        ) from None
     if rows < 100:
         raise UsageError(f"--ctr-rows: need at least 100 rows, got {rows}")
     if not 2 <= users <= rows // 5:
@@ -803,7 +805,9 @@ def load_image_folder(root: str, size: int = 32, grayscale: bool = False) -> Raw
     try:
         from PIL import Image
     except ImportError:
-        raise UsageError("--images needs Pillow: pip install pillow") from None
+        raise UsageError(
+            "--images needs Pillow: pip install pillow (or pip install 'torch-sugar[experiments]')"
+        ) from None
     if not os.path.isdir(root):
         raise UsageError(f"--images: no such directory: {root}")
     classes = sorted(
@@ -980,6 +984,49 @@ def encode_categorical(values: Sequence[str], encoding: dict) -> np.ndarray:
     return np.array([lookup.get(v, 0) for v in values], dtype=np.int64)
 
 
+def tabular_preprocessing(
+    classes: Sequence[str],
+    target: str,
+    group: Optional[str],
+    na_values: Sequence[str],
+    names: Sequence[str],
+    mean: np.ndarray,
+    std: np.ndarray,
+    fill: Optional[np.ndarray],
+    encodings: List[dict],
+    split: Optional[str] = None,
+) -> dict:
+    """:attr:`Data.preprocessing` of a table (``--csv``, ``--parquet``, ``--parquet --stream``):
+    what a fresh process needs to encode raw rows as the models saw them (``preprocessing.json``
+    of ``--save-models``). One builder for every path, so that the format cannot drift: each
+    numeric column's training mean, std and fill value (None: no filling), each categorical
+    column's encoding (:func:`_fit_categorical`); ``split`` says how the rows were split where it
+    is not the stratified split."""
+    preprocessing = {
+        "kind": "tabular",
+        "classes": list(classes),
+        "target": target,
+        "group": group,
+        "input": "float32 row: the numeric columns, (value - mean) / std, then one category index "
+        "per categorical column",
+        "na_values": list(na_values),
+        "missing_category": MISSING_CATEGORY,
+        "numeric": [
+            {
+                "name": n,
+                "mean": float(mean[j]),
+                "std": float(std[j]),
+                "fill": None if fill is None else float(fill[j]),
+            }
+            for j, n in enumerate(names)
+        ],
+        "categorical": encodings,
+    }
+    if split is not None:
+        preprocessing["split"] = split
+    return preprocessing
+
+
 def prepare(
     raw: RawData,
     val_fraction: float = 0.15,
@@ -1041,7 +1088,6 @@ def prepare(
         )
 
     x_train = x[train_idx].astype(np.float64)
-    preprocessing: dict = {"kind": raw.kind, "classes": list(raw.class_names)}
     columns: List[CategoricalColumn] = []
     encodings: List[dict] = []
     fill_value = None
@@ -1062,25 +1108,16 @@ def prepare(
                 columns.append(column)
                 encodings.append(encoding)
         names = list(raw.feature_names or [f"x{j}" for j in range(x.shape[1])])
-        preprocessing.update(
-            {
-                "target": raw.target_name,
-                "group": raw.group_name,
-                "input": "float32 row: the numeric columns, (value - mean) / std, then one category "
-                "index per categorical column",
-                "na_values": list(raw.na_values),
-                "missing_category": MISSING_CATEGORY,
-                "numeric": [
-                    {
-                        "name": n,
-                        "mean": float(mean[j]),
-                        "std": float(std[j]),
-                        "fill": None if fill_value is None else float(fill_value[j]),
-                    }
-                    for j, n in enumerate(names)
-                ],
-                "categorical": encodings,
-            }
+        preprocessing = tabular_preprocessing(
+            raw.class_names,
+            raw.target_name,
+            raw.group_name,
+            raw.na_values,
+            names,
+            mean,
+            std,
+            fill_value,
+            encodings,
         )
         spec = InputSpec("tabular", (x.shape[1] + len(columns),), x.shape[1], tuple(names), tuple(columns))
     else:
@@ -1088,13 +1125,13 @@ def prepare(
         mean = x_train.mean(axis=axes, keepdims=True)[0]
         std = x_train.std(axis=axes, keepdims=True)[0]
         std = np.where(std > 1e-12, std, 1.0)
-        preprocessing.update(
-            {
-                "input": "float32 image (C, H, W), pixels in [0, 1], then (pixel - mean) / std per channel",
-                "mean": mean.ravel().tolist(),
-                "std": std.ravel().tolist(),
-            }
-        )
+        preprocessing = {
+            "kind": raw.kind,
+            "classes": list(raw.class_names),
+            "input": "float32 image (C, H, W), pixels in [0, 1], then (pixel - mean) / std per channel",
+            "mean": mean.ravel().tolist(),
+            "std": std.ravel().tolist(),
+        }
         spec = InputSpec("image", tuple(x.shape[1:]))
 
     def split(xs, ys, gs, rs, cs) -> Split:

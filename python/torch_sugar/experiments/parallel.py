@@ -11,7 +11,7 @@ and deterministic kernels exactly as the serial path does, and trains whole runs
 numbers, bit for bit on the CPU, whichever process trains it; the parent puts the finished runs
 back in the serial order (seed by seed, activation by activation).
 
-Progress: the workers send their batch counts (at most a few messages a second each) through one
+Progress: the workers send their trained row counts (at most a few messages a second each) through one
 queue to a thread of the parent that drives one progress bar for all runs.
 
 Ctrl-C: the workers ignore SIGINT (a terminal sends it to the whole process group); the parent
@@ -37,7 +37,7 @@ _WORKER: dict = {}
 
 
 class _QueueBar:
-    """What :func:`~.train.train_one` needs of a tqdm bar, sending batch counts to the parent."""
+    """What :func:`~.train.train_one` needs of a tqdm bar, sending row counts to the parent."""
 
     def __init__(self, channel, index: int):
         self.channel, self.index = channel, index
@@ -55,7 +55,7 @@ class _QueueBar:
 
     def flush(self) -> None:
         if self.pending or self.postfix is not None:
-            self.channel.put(("batches", self.index, self.pending, self.postfix))
+            self.channel.put(("rows", self.index, self.pending, self.postfix))
             self.pending, self.postfix = 0, None
 
 
@@ -103,7 +103,7 @@ def _worker_main(args, data, cfg, tasks, counter, results, channel) -> None:
         results.put(exc)
 
 
-def _drive_bar(bar, channel, batches_per_run: int, total_runs: int, stop: threading.Event) -> None:
+def _drive_bar(bar, channel, rows_per_run: int, total_runs: int, stop: threading.Event) -> None:
     """The parent's progress thread: one bar for all runs."""
     counted: Dict[int, int] = {}
     done = 0
@@ -116,14 +116,14 @@ def _drive_bar(bar, channel, batches_per_run: int, total_runs: int, stop: thread
             continue
         except (EOFError, OSError):
             return
-        if kind == "batches":
+        if kind == "rows":
             counted[index] = counted.get(index, 0) + n
             bar.update(n)
             if postfix is not None:
                 bar.set_postfix_str(f"{done}/{total_runs} runs done; last: {postfix}", refresh=False)
-        else:  # a run ended (early stopping, divergence): count the batches it did not train
+        else:  # a run ended (early stopping, divergence): count the rows it did not train
             done += 1
-            bar.update(max(0, batches_per_run - counted.pop(index, 0)))
+            bar.update(max(0, rows_per_run - counted.pop(index, 0)))
             bar.set_postfix_str(f"{done}/{total_runs} runs done", refresh=False)
 
 
@@ -134,7 +134,7 @@ def run_parallel(
     data,
     cfg,
     bar,
-    batches_per_run: int,
+    rows_per_run: int,
     on_result: Callable[[int, dict, object], None],
 ) -> None:
     """Trains ``tasks`` (activation, seed) in ``jobs`` spawned workers; calls
@@ -152,7 +152,7 @@ def run_parallel(
     thread = None
     if bar is not None:
         thread = threading.Thread(
-            target=_drive_bar, daemon=True, args=(bar, channel, batches_per_run, len(tasks), stop)
+            target=_drive_bar, daemon=True, args=(bar, channel, rows_per_run, len(tasks), stop)
         )
         thread.start()
     workers = [

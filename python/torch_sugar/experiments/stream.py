@@ -487,27 +487,18 @@ def load_stream(args) -> Data:
             f"--fill {args.fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in s.missing.items())
         )
     names = list(src.numeric)
-    preprocessing = {
-        "kind": "tabular",
-        "classes": list(s.classes),
-        "target": src.target,
-        "group": src.group,
-        "input": "float32 row: the numeric columns, (value - mean) / std, then one category index "
-        "per categorical column",
-        "na_values": list(src.na_values),
-        "missing_category": data_mod.MISSING_CATEGORY,
-        "numeric": [
-            {
-                "name": n,
-                "mean": float(mean[j]),
-                "std": float(std[j]),
-                "fill": None if fill_value is None else float(fill_value[j]),
-            }
-            for j, n in enumerate(names)
-        ],
-        "categorical": encodings,
-        "split": "splitmix64 hash of the row number (--stream)",
-    }
+    preprocessing = data_mod.tabular_preprocessing(
+        s.classes,
+        src.target,
+        src.group,
+        src.na_values,
+        names,
+        mean,
+        std,
+        fill_value,
+        encodings,
+        split="splitmix64 hash of the row number (--stream)",
+    )
     spec = InputSpec("tabular", (len(names) + len(columns),), len(names), tuple(names), tuple(columns))
     train = StreamSplit(stream, int(s.parts[0]), s.class_counts, example)
     return Data(

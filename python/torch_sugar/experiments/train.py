@@ -178,7 +178,8 @@ def train_one(
     """Trains one model; returns (the run's record for results.json, test log-probabilities, the
     model at the selected epoch, in eval mode).
 
-    ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) advanced once per batch.
+    ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) advanced by each batch's rows
+    (all of the global batch's rows under torchrun).
     ``factory``: builds the model with ``nn.ReLU`` activations (``--model-fn``); default
     :func:`~.models.build_model` from ``cfg``.
     ``ctx``: a :class:`~.distributed.Context` under torchrun: the model trains as
@@ -267,7 +268,7 @@ def train_one(
             if (uses_bn and rows < 2 * ctx.world) or rows < ctx.world:
                 # batch norm cannot train on one row; under torchrun every rank needs a row
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(rows)
                 continue
             if ctx.active:  # this rank's share of the global batch
                 # the global batch's loss normalizer (rows, or their class weights)
@@ -298,7 +299,7 @@ def train_one(
             total += shown.item() * rows
             count += rows
             if bar is not None:
-                bar.update(1)
+                bar.update(rows)
         seconds = time.perf_counter() - start
         if diverged:
             record.update(status="diverged", diverged_epoch=epoch)
