@@ -114,6 +114,17 @@ inline at::vec::Vectorized<T> where(
     const at::vec::Vectorized<T>& b) {
   return at::vec::Vectorized<T>::blendv(b, a, mask);
 }
+#if defined(CPU_CAPABILITY_AVX512)
+// On AVX-512 a Vectorized comparison widens its mask register to a vector and blendv narrows it
+// back (four instructions a select); with the vector mask (all ones or all zeros per lane, as
+// every comparison gives it) a bitwise select is one ternary-logic instruction fewer.
+inline at::vec::Vectorized<float> where(
+    const at::vec::Vectorized<float>& mask,
+    const at::vec::Vectorized<float>& a,
+    const at::vec::Vectorized<float>& b) {
+  return b ^ ((a ^ b) & mask);
+}
+#endif
 template <typename T>
 inline at::vec::Vectorized<T> where_nonneg(
     const at::vec::Vectorized<T>& x,
