@@ -117,7 +117,7 @@ inline at::vec::Vectorized<T> where(
 #if defined(CPU_CAPABILITY_AVX512)
 // On AVX-512 a Vectorized comparison widens its mask register to a vector and blendv narrows it
 // back (four instructions a select); with the vector mask (all ones or all zeros per lane, as
-// every comparison gives it) a bitwise select is one ternary-logic instruction fewer.
+// every comparison gives it) a bitwise select is one instruction fewer (one ternary logic).
 inline at::vec::Vectorized<float> where(
     const at::vec::Vectorized<float>& mask,
     const at::vec::Vectorized<float>& a,
@@ -134,9 +134,8 @@ inline at::vec::Vectorized<T> where_nonneg(
 }
 // Float lanes: a where x's sign bit is clear, else b (so -0.0 and a NaN with the sign set take b:
 // the callers' a and b agree there). The sign bit spread over the lane (an arithmetic shift) is
-// a mask without a comparison; on AVX-512, where a Vectorized comparison is a mask register
-// widened to a vector and blendv narrows it back, the select is then bitwise: one ternary-logic
-// instruction instead of four.
+// a mask without a comparison; on AVX-512 the select is then bitwise: two instructions (shift,
+// ternary logic) where a comparison and a select take three (see where above) or four (blendv).
 inline at::vec::Vectorized<float> where_nonneg(
     const at::vec::Vectorized<float>& x,
     const at::vec::Vectorized<float>& a,
@@ -166,8 +165,8 @@ inline at::vec::Vectorized<T> vexp(const at::vec::Vectorized<T>& x) {
 // results down to the smallest subnormal come out right. Not Sleef's exp (Vectorized::exp), an
 // out-of-line call per vector that costs the bsilu and mish backward a quarter to a half of their
 // speed, nor ATen's inline exp_u20, which flushes results below FLT_MIN to zero and turns NaN
-// into inf (with fix-ups for both it was slower than this). No select on a comparison: on
-// AVX-512 a Vectorized select is four instructions (see where_nonneg).
+// into inf (with fix-ups for both it was slower than this). No select on a comparison (on
+// AVX-512 each is three instructions or more: see where).
 // For x <= 0 only (surrogate_math.h never takes exp of a positive number): below -104 (and at
 // -inf) the result is exactly 0 (x is clamped to -104, whose exp rounds to 0); NaN stays NaN.
 // Error against float64 exp over every float32 in [-104, 0] (1.12e9 inputs;
