@@ -347,7 +347,13 @@ inline NormalParts<at::vec::Vectorized<float>> normal_parts(const at::vec::Vecto
 template <typename T>
 C10_HOST_DEVICE inline T gelu_grad(T x) {
   const auto p = normal_parts(x);
-  return vfmadd(x, p.pdf, p.cdf);
+  if constexpr (std::is_floating_point_v<T>) {
+    // Scalars (CUDA too) keep the expression as it was: with two products feeding the sum, which
+    // one a contracting compiler fuses depends on how it is written.
+    return p.cdf + x * p.pdf;
+  } else {
+    return vfmadd(x, p.pdf, p.cdf);
+  }
 }
 
 template <typename T>
@@ -453,7 +459,11 @@ C10_HOST_DEVICE inline T mish_grad(T x) {
   const T a = vfmadd(T(2), e, where(pos, T(1), e2));
   const T b = a + where(pos, e2 + e2, T(2));
   const T c = (e + e2) * where(pos, e, T(1));
-  return vfmadd(a, b, x * (T(4) * c)) / (b * b);
+  if constexpr (std::is_floating_point_v<T>) {
+    return (a * b + x * (T(4) * c)) / (b * b);  // scalars: as it was (see gelu_grad)
+  } else {
+    return vfmadd(a, b, x * (T(4) * c)) / (b * b);
+  }
 }
 
 template <typename T>
