@@ -88,8 +88,8 @@ C10_HOST_DEVICE inline float vabs(float x) {
 C10_HOST_DEVICE inline double vabs(double x) {
   return std::abs(x);
 }
-// a * b + c. For scalars exactly that expression, so each backend's compiler treats it as it
-// treats any other (nvcc contracts it into an fma, as before); for vector lanes one fused
+// a * b + c. For scalars exactly that expression, used only where the sum has no other product,
+// so a contracting compiler (nvcc) fuses the same product as before; for vector lanes one fused
 // multiply-add (the per-ISA kernels are compiled with -ffp-contract=off, so nothing is fused
 // unless written so, and every layout rounds alike).
 C10_HOST_DEVICE inline float vfmadd(float a, float b, float c) {
