@@ -7,13 +7,14 @@
 // The same templates also compute a vector of lanes at once: the CPU kernels
 // (csrc/ops/cpu/vec_kernels.cpp, compiled once per instruction set with ATen's CPU_CAPABILITY)
 // instantiate them with at::vec::Vectorized<float> (and <double>). So the formulas are written
-// without branches on x: `where(cond, a, b)` selects, and `vexp`, `vabs`, `verfc` (exp, |x|,
-// erfc) are called unqualified, which finds the scalar overloads below for float/double and, where
-// CPU_CAPABILITY is defined, the Vectorized overloads (Sleef's exp and erfc). A comparison gives a
-// bool for scalars and a lane mask for vectors. Both branches of a `where` are evaluated, so each
-// is kept finite on its own (or at least harmless: a discarded lane never traps). relu_forward is
-// the one exception: it works on the storage type, and the vector kernels apply it to each lane's
-// bits themselves.
+// without branches on x: `where(cond, a, b)` and `where_nonneg(x, a, b)` select, and `vexp`,
+// `vabs`, `verfc`, `vfmadd` (exp, |x|, erfc, a * b + c) are called unqualified, which finds the
+// scalar overloads below for float/double and, where CPU_CAPABILITY is defined, the Vectorized
+// overloads (ATen's methods, and an inline exp and normal cdf of float lanes written out of
+// Vectorized operations). A comparison gives a bool for scalars and a lane mask for vectors. Both
+// branches of a `where` are evaluated, so each is kept finite on its own (or at least harmless: a
+// discarded lane never traps). relu_forward is the one exception: it works on the storage type, and
+// the vector kernels apply it to each lane's bits themselves.
 //
 // Numerics: every function is finite for every finite x. Exponentials are only ever taken of
 // non-positive numbers (e = exp(-|x|)), so nothing overflows; products that could meet 0 * inf
@@ -66,6 +67,15 @@ C10_HOST_DEVICE inline T where(bool cond, T a, T b) {
   return cond ? a : b;
 }
 
+// where(x >= 0, a, b), for callers whose a and b agree where x is -0.0 or NaN: the vector
+// lanes select on x's sign bit instead (see below).
+C10_HOST_DEVICE inline float where_nonneg(float x, float a, float b) {
+  return where(x >= 0.0f, a, b);
+}
+C10_HOST_DEVICE inline double where_nonneg(double x, double a, double b) {
+  return where(x >= 0.0, a, b);
+}
+
 C10_HOST_DEVICE inline float vexp(float x) {
   return std::exp(x);
 }
@@ -77,6 +87,16 @@ C10_HOST_DEVICE inline float vabs(float x) {
 }
 C10_HOST_DEVICE inline double vabs(double x) {
   return std::abs(x);
+}
+// a * b + c. For scalars exactly that expression, used only where the sum has no other product,
+// so a contracting compiler (nvcc) fuses the same product as before; for vector lanes one fused
+// multiply-add (the per-ISA kernels are compiled with -ffp-contract=off, so nothing is fused
+// unless written so, and every layout rounds alike).
+C10_HOST_DEVICE inline float vfmadd(float a, float b, float c) {
+  return a * b + c;
+}
+C10_HOST_DEVICE inline double vfmadd(double a, double b, double c) {
+  return a * b + c;
 }
 C10_HOST_DEVICE inline float verfc(float x) {
   return std::erfc(x);
@@ -94,18 +114,95 @@ inline at::vec::Vectorized<T> where(
     const at::vec::Vectorized<T>& b) {
   return at::vec::Vectorized<T>::blendv(b, a, mask);
 }
+#if defined(CPU_CAPABILITY_AVX512)
+// On AVX-512 a Vectorized comparison widens its mask register to a vector and blendv narrows it
+// back (four instructions a select); with the vector mask (all ones or all zeros per lane, as
+// every comparison gives it) a bitwise select is one instruction fewer (one ternary logic).
+inline at::vec::Vectorized<float> where(
+    const at::vec::Vectorized<float>& mask,
+    const at::vec::Vectorized<float>& a,
+    const at::vec::Vectorized<float>& b) {
+  return b ^ ((a ^ b) & mask);
+}
+#endif
+template <typename T>
+inline at::vec::Vectorized<T> where_nonneg(
+    const at::vec::Vectorized<T>& x,
+    const at::vec::Vectorized<T>& a,
+    const at::vec::Vectorized<T>& b) {
+  return where(x >= at::vec::Vectorized<T>(0), a, b);
+}
+// Float lanes: a where x's sign bit is clear, else b (so -0.0 and a NaN with the sign set take b:
+// the callers' a and b agree there). The sign bit spread over the lane (an arithmetic shift) is
+// a mask without a comparison; on AVX-512 the select is then bitwise: two instructions (shift,
+// ternary logic) where a comparison and a select take three (see where above) or four (blendv).
+inline at::vec::Vectorized<float> where_nonneg(
+    const at::vec::Vectorized<float>& x,
+    const at::vec::Vectorized<float>& a,
+    const at::vec::Vectorized<float>& b) {
+  using I = at::vec::Vectorized<int32_t>;
+  const auto negative = at::vec::cast<float>(at::vec::cast<int32_t>(x) >> I(31));
+#if defined(CPU_CAPABILITY_AVX512)
+  return a ^ ((a ^ b) & negative);
+#else
+  return at::vec::Vectorized<float>::blendv(a, b, negative);
+#endif
+}
+template <typename T>
+inline at::vec::Vectorized<T> vfmadd(
+    const at::vec::Vectorized<T>& a,
+    const at::vec::Vectorized<T>& b,
+    const at::vec::Vectorized<T>& c) {
+  return at::vec::fmadd(a, b, c);
+}
 template <typename T>
 inline at::vec::Vectorized<T> vexp(const at::vec::Vectorized<T>& x) {
   return x.exp();
 }
-// Float lanes: ATen's inline exp_u20 (about 2 ulp; Sleef's exp is an out-of-line call that costs
-// bsilu's and mish's backward a quarter to a half of their speed), of x/2 and squared, since
-// exp_u20 flushes results below FLT_MIN to zero: squared, exp(x) rounds into the subnormal range
-// as it should. Measured against float64 exp over [-103, 0]: at most 8.5 ulp (mean 1.6) in the
-// normal range, 4e-45 absolute below it. exp_u20 turns NaN into inf; NaN stays NaN here.
+// Float lanes: exp written out of Vectorized operations (Cephes' expf, as the hand-written SIMD
+// kernels before issue 13 had it): x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-6
+// polynomial in fused multiply-adds, and 2^n applied as two normal factors 2^n1 * 2^n2, so that
+// results down to the smallest subnormal come out right. Not Sleef's exp (Vectorized::exp), an
+// out-of-line call per vector that costs the bsilu and mish backward a quarter to a half of their
+// speed, nor ATen's inline exp_u20, which flushes results below FLT_MIN to zero and turns NaN
+// into inf (with fix-ups for both it was slower than this). No select on a comparison (on
+// AVX-512 each is three instructions or more: see where).
+// For x <= 0 only (surrogate_math.h never takes exp of a positive number): below -104 (and at
+// -inf) the result is exactly 0 (x is clamped to -104, whose exp rounds to 0); NaN stays NaN.
+// Error against float64 exp over every float32 in [-104, 0] (1.12e9 inputs;
+// benchmarks/exp_ulp.py): at most 1.26 ulp of the float32 result where it is normal (AVX2 and
+// AVX-512; 1.27 for DEFAULT, whose fmadd rounds twice), at most 0.78 * 2^-149 where it is
+// subnormal.
 inline at::vec::Vectorized<float> vexp(const at::vec::Vectorized<float>& x) {
-  const auto h = (x * at::vec::Vectorized<float>(0.5f)).exp_u20();
-  return where(x.isnan(), x, h * h);
+  using V = at::vec::Vectorized<float>;
+  using at::vec::fmadd;
+  const V lo(-104.0f);
+  // clamp_min(a, b) is a < b ? b : a, so clamp_min(x, lo) keeps NaN (the value r is computed
+  // from) and clamp_min(lo, x) turns NaN into lo (where n comes from: no float-to-int conversion
+  // ever sees a NaN).
+  const V xr = at::vec::clamp_min(x, lo);
+  const V xn = at::vec::clamp_min(lo, x);
+  const V n = (xn * V(1.44269504088896341f)).round();
+  // r = x - n ln2, ln2 split in two so that the first product is exact.
+  V r = fmadd(n, V(-0.693359375f), xr);
+  r = fmadd(n, V(2.12194440e-4f), r);
+  V y(1.9875691500e-4f);
+  y = fmadd(y, r, V(1.3981999507e-3f));
+  y = fmadd(y, r, V(8.3334519073e-3f));
+  y = fmadd(y, r, V(4.1665795894e-2f));
+  y = fmadd(y, r, V(1.6666665459e-1f));
+  y = fmadd(y, r, V(5.0000001201e-1f));
+  y = fmadd(y, r * r, r + V(1.0f));
+  // n in [-150, 0]: 2^n = 2^n1 * 2^n2 with n1 = n >> 1 (floor(n / 2)) and n2 = n - n1, both in
+  // [-75, 0], each made from its biased exponent in integer lanes (which keeps this off the
+  // multiply-add units, the bottleneck of every surrogate).
+  using I = at::vec::Vectorized<int32_t>;
+  const I ni = at::vec::convert_to_int_of_same_size(n);
+  const I n1 = ni >> I(1);
+  const I n2 = ni - n1;
+  const V s1 = at::vec::cast<float>((n1 + I(127)) << I(23));
+  const V s2 = at::vec::cast<float>((n2 + I(127)) << I(23));
+  return y * s1 * s2;
 }
 template <typename T>
 inline at::vec::Vectorized<T> vabs(const at::vec::Vectorized<T>& x) {
@@ -131,10 +228,10 @@ C10_HOST_DEVICE inline SigmoidParts<T> sigmoid_parts(T x) {
   const T inv = T(1) / (T(1) + e);
   const T big = inv;        // sigmoid(|x|)
   const T small = e * inv;  // sigmoid(-|x|)
-  const auto nonneg = x >= T(0);
   SigmoidParts<T> p;
-  p.sig = where(nonneg, big, small);
-  p.sig_n = where(nonneg, small, big);
+  // At x = -0.0 big = small = 1/2; at NaN both are NaN.
+  p.sig = where_nonneg(x, big, small);
+  p.sig_n = where_nonneg(x, small, big);
   p.prod = big * small;
   return p;
 }
@@ -143,7 +240,7 @@ C10_HOST_DEVICE inline SigmoidParts<T> sigmoid_parts(T x) {
 template <typename T>
 C10_HOST_DEVICE inline T bsilu_grad(T x, T a) {
   const auto p = sigmoid_parts(x);
-  return p.sig + (x + a) * p.prod;
+  return vfmadd(x + a, p.prod, p.sig);
 }
 
 template <typename T>
@@ -159,7 +256,7 @@ C10_HOST_DEVICE inline T bsilu_grad2(T x, T a) {
 // finite (and exact to rounding) even where x^2 overflows.
 template <typename T>
 C10_HOST_DEVICE inline T nelu_grad(T x, T a) {
-  const T u = T(1) / (T(1) + x * x);
+  const T u = T(1) / vfmadd(x, x, T(1));
   return where(x > T(0), T(1), T(2) * a * (x * u) * u);
 }
 
@@ -226,17 +323,18 @@ C10_HOST_DEVICE inline NormalParts<T> normal_parts(T x) {
 // double. (Vectorized<double> keeps the generic erfc above: float64 needs more than 1e-7.)
 inline NormalParts<at::vec::Vectorized<float>> normal_parts(const at::vec::Vectorized<float>& x) {
   using V = at::vec::Vectorized<float>;
-  const V t = V(1.0f) / (vabs(x) * V(0.28284271247461901f) + V(1.0f));  // 0.4 / sqrt 2
+  using at::vec::fmadd;
+  const V t = V(1.0f) / fmadd(vabs(x), V(0.28284271247461901f), V(1.0f));  // 0.4 / sqrt 2
   const V e = vexp(V(-0.5f) * x * x);
   V q(5.025694328e-02f);
-  q = q * t + V(-1.828818236e-01f);
-  q = q * t + V(1.690553951e-01f);
-  q = q * t + V(-5.583821397e-03f);
-  q = q * t + V(1.414211670e-01f);
-  q = q * t + V(1.685443621e-01f);
-  q = q * t + V(2.078424307e-01f);
-  q = q * t + V(2.256696096e-01f);
-  q = q * t + V(2.256758618e-01f);
+  q = fmadd(q, t, V(-1.828818236e-01f));
+  q = fmadd(q, t, V(1.690553951e-01f));
+  q = fmadd(q, t, V(-5.583821397e-03f));
+  q = fmadd(q, t, V(1.414211670e-01f));
+  q = fmadd(q, t, V(1.685443621e-01f));
+  q = fmadd(q, t, V(2.078424307e-01f));
+  q = fmadd(q, t, V(2.256696096e-01f));
+  q = fmadd(q, t, V(2.256758618e-01f));
   const V tail = V(0.5f) * t * e * q;  // Phi(-|x|)
   NormalParts<V> p;
   // NaN compares false and stays NaN through tail.
@@ -249,7 +347,13 @@ inline NormalParts<at::vec::Vectorized<float>> normal_parts(const at::vec::Vecto
 template <typename T>
 C10_HOST_DEVICE inline T gelu_grad(T x) {
   const auto p = normal_parts(x);
-  return p.cdf + x * p.pdf;
+  if constexpr (std::is_floating_point_v<T>) {
+    // Scalars (CUDA too) keep the expression as it was: with two products feeding the sum, which
+    // one a contracting compiler fuses depends on how it is written.
+    return p.cdf + x * p.pdf;
+  } else {
+    return vfmadd(x, p.pdf, p.cdf);
+  }
 }
 
 template <typename T>
@@ -352,10 +456,14 @@ C10_HOST_DEVICE inline T mish_grad(T x) {
   const T e = vexp(-vabs(x));
   const auto pos = x > T(0);
   const T e2 = e * e;
-  const T a = where(pos, T(2) * e + T(1), T(2) * e + e2);
+  const T a = vfmadd(T(2), e, where(pos, T(1), e2));
   const T b = a + where(pos, e2 + e2, T(2));
   const T c = (e + e2) * where(pos, e, T(1));
-  return (a * b + x * (T(4) * c)) / (b * b);
+  if constexpr (std::is_floating_point_v<T>) {
+    return (a * b + x * (T(4) * c)) / (b * b);  // scalars: as it was (see gelu_grad)
+  } else {
+    return vfmadd(a, b, x * (T(4) * c)) / (b * b);
+  }
 }
 
 template <typename T>

@@ -1,6 +1,7 @@
 // The CPU kernels over contiguous memory, on ATen's at::vec::Vectorized<T>: surrogate_math.h's
-// templates instantiated with Vectorized<float> (Vectorized<double> for float64), Sleef's exp and
-// erfc through Vectorized's methods.
+// templates instantiated with Vectorized<float> (Vectorized<double> for float64): Sleef's exp and
+// erfc through Vectorized's methods for float64, an inline exp and normal cdf written out of
+// Vectorized operations for float lanes (surrogate_math.h).
 //
 // One source, compiled once per instruction set with ATen's CPU_CAPABILITY convention (the flags
 // pytorch's cmake/Codegen.cmake uses; see CMakeLists.txt and setup.py): DEFAULT (no flags; on
@@ -32,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <tuple>
+#include <utility>
 
 // `flatten` inlines all of surrogate_math.h into the loops (left alone, GCC calls the bigger
 // surrogates out of line, once per vector).
@@ -166,9 +168,16 @@ SUGAR_FLATTEN void fill_grad_table(float alpha, float* table) {
   }
 }
 
-// out = round(grad * table[bits of x]) over n contiguous 16-bit elements. The lookups fill a
-// buffer a chunk ahead of the vector loads that read it (a vector load right after the scalar
-// stores it reads would stall on store forwarding).
+// V's lanes from table[x[0]], ..., table[x[V::size() - 1]]: scalar reads straight into the
+// vector (Vectorized's per-lane constructor), no gather instruction (on AMD's cores slower than
+// the scalar reads) and no buffer (a vector load right after the scalar stores it reads would
+// stall on store forwarding).
+template <typename V, size_t... I>
+inline V lookup(const float* table, const uint16_t* x, std::index_sequence<I...>) {
+  return V(table[x[I]]...);
+}
+
+// out = round(grad * table[bits of x]) over n contiguous 16-bit elements.
 template <typename S>
 void relu_backward_lut_kernel(
     int64_t n,
@@ -178,21 +187,27 @@ void relu_backward_lut_kernel(
     const float* table) {
   using B = Block<S>;
   using V = typename B::V;
-  constexpr int64_t kChunk = 32 * B::kSize;
+  constexpr auto kLanes = std::make_index_sequence<V::size()>();
   auto* out = static_cast<S*>(out_ptr);
   const auto* grad = static_cast<const S*>(grad_ptr);
   const auto* x = static_cast<const uint16_t*>(x_ptr);
-  alignas(64) float d[kChunk] = {};
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t m = std::min(kChunk, n - start);
-    for (int64_t j = 0; j < m; ++j) d[j] = table[x[start + j]];
-    for (int64_t i = 0; i < m; i += B::kSize) {
-      const int64_t count = std::min<int64_t>(B::kSize, m - i);
-      B r = B::load(grad + start + i, count);
-      // Lanes past count multiply stale (or zero) buffer values and are never stored.
-      for (int p = 0; p < B::kParts; ++p) r.v[p] = r.v[p] * V::loadu(d + i + p * V::size());
-      r.store(out + start + i, count);
+  int64_t i = 0;
+  for (; i + B::kSize <= n; i += B::kSize) {
+    B r = B::load(grad + i);
+    for (int p = 0; p < B::kParts; ++p) {
+      r.v[p] = r.v[p] * lookup<V>(table, x + i + p * V::size(), kLanes);
     }
+    r.store(out + i);
+  }
+  if (i < n) {
+    // The tail through a zero-padded copy of x (bits 0 are +0.0, a valid index).
+    uint16_t xt[B::kSize] = {};
+    std::memcpy(xt, x + i, (n - i) * sizeof(uint16_t));
+    B r = B::load(grad + i, n - i);
+    for (int p = 0; p < B::kParts; ++p) {
+      r.v[p] = r.v[p] * lookup<V>(table, xt + p * V::size(), kLanes);
+    }
+    r.store(out + i, n - i);
   }
 }
 
