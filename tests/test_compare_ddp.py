@@ -107,3 +107,38 @@ def test_ddp_bad_input_on_one_rank_stops_every_rank(tmp_path):
     assert len(errors) == 2 and errors[0] == errors[1], proc.stderr[-3000:]
     assert "(rank 1) --model-fn:" in errors[0] and "broken on rank 1" in errors[0]
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+class _Exited(Exception):
+    pass
+
+
+def test_a_rank_waits_for_the_others_then_ends_with_os_exit(tmp_path, capsys, monkeypatch):
+    """The end of a torchrun rank, in this process with a one-rank gloo group: compare leaves the
+    group through a barrier and the CLI then ends the process with os._exit (skipping the
+    interpreter teardown where a finished rank was sometimes aborted). Before, compare.run left the
+    group without a barrier and the CLI, finding no group, returned normally."""
+    import torch.distributed as dist
+
+    from torch_sugar.experiments import distributed
+
+    barriers, exits = [], []
+    real_barrier = dist.monitored_barrier
+    monkeypatch.setattr(dist, "monitored_barrier", lambda *a, **k: (barriers.append(1), real_barrier(*a, **k)))
+
+    def fake_exit(code):
+        exits.append(code)
+        raise _Exited
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(distributed, "_left_group", False, raising=False)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(_Exited):
+            run_cli(ARGS + ["--out", str(tmp_path / "out")], capsys)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert exits == [0] and barriers, (exits, barriers)
+    assert not dist.is_initialized()
+    assert load_results(tmp_path / "out")["runs"]

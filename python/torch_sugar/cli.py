@@ -706,25 +706,10 @@ def _cmd_info() -> int:
 
 
 def _leave_process_group() -> bool:
-    """Under torchrun: wait for every rank (bounded), then leave the process group. Returns
-    whether this process was in one."""
-    if "torch.distributed" not in sys.modules:
-        return False
-    import datetime
-
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return False
-    try:  # no rank tears its connections down while another still uses them
-        if dist.get_backend() == "gloo":
-            dist.monitored_barrier(timeout=datetime.timedelta(seconds=120))
-        else:
-            dist.barrier()
-    except Exception:  # noqa: BLE001  (a rank that is gone: leave all the same)
-        pass
-    dist.destroy_process_group()
-    return True
+    """Under torchrun: wait for every rank (bounded), then leave the process group (compare.run
+    has done so already unless it was interrupted early). Returns whether this process was in one."""
+    distributed = sys.modules.get("torch_sugar.experiments.distributed")
+    return distributed is not None and distributed.leave()
 
 
 def _exit_rank(code: int) -> None:

@@ -164,10 +164,7 @@ def run(args) -> int:
     try:
         return _run(args)
     finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():  # torchrun: leave the group
-            dist.destroy_process_group()
+        distributed.leave()  # torchrun: wait for the other ranks, then leave the group
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
 

@@ -14,6 +14,7 @@ selection are those of the whole data and agree on every rank; only rank 0 print
 Bad input stops every rank with the same one-line error (:func:`agree`).
 """
 
+import datetime
 import hashlib
 import os
 from dataclasses import dataclass
@@ -53,6 +54,27 @@ def from_environment(device: str) -> Context:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
     return Context(dist.get_rank(), dist.get_world_size())
+
+
+_left_group = False
+
+
+def leave() -> bool:
+    """Under torchrun: waits for every rank (a bounded barrier, so that no rank tears its
+    connections down while another still uses them), then leaves the process group. Returns
+    whether this process was in one (now or at an earlier call); False outside torchrun."""
+    global _left_group
+    if dist.is_available() and dist.is_initialized():
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=120))
+            else:
+                dist.barrier()
+        except Exception:  # noqa: BLE001  (a rank that is gone: leave all the same)
+            pass
+        dist.destroy_process_group()
+        _left_group = True
+    return _left_group
 
 
 def agree(ctx: Context, error: Optional[str]) -> None:
