@@ -124,7 +124,9 @@ def test_a_rank_waits_for_the_others_then_ends_with_os_exit(tmp_path, capsys, mo
 
     barriers, exits = [], []
     real_barrier = dist.monitored_barrier
-    monkeypatch.setattr(dist, "monitored_barrier", lambda *a, **k: (barriers.append(1), real_barrier(*a, **k)))
+    monkeypatch.setattr(
+        dist, "monitored_barrier", lambda *a, **k: (barriers.append(1), real_barrier(*a, **k))
+    )
 
     def fake_exit(code):
         exits.append(code)
