@@ -4,7 +4,7 @@
 // Vectorized operations for float lanes (surrogate_math.h).
 //
 // One source, compiled once per instruction set with ATen's CPU_CAPABILITY convention (the flags
-// pytorch's cmake/Codegen.cmake uses; see CMakeLists.txt and setup.py): DEFAULT (no flags; on
+// pytorch's cmake/Codegen.cmake uses; see CMakeLists.txt): DEFAULT (no flags; on
 // aarch64 Vectorized is NEON there), and on x86-64 AVX2 (-mavx2 -mfma -mf16c) and AVX512
 // (-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma), each with -DCPU_CAPABILITY=X
 // -DCPU_CAPABILITY_X. capability.cpp picks one table at run time.
