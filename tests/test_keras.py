@@ -6,8 +6,11 @@ itself with the backend named by SUGAR_KERAS_TEST_BACKEND (default "torch"), lea
 as it was for every other test. The tests marked ``on_every_backend`` run unchanged on each
 backend: test_the_jax_backend_passes_the_same_tests runs this file again under pytest with the jax
 backend (where the layer is keras.ops code with a custom gradient) and requires each of them to
-pass there, together with loading a .keras file saved here on torch. The whole file is skipped
-where keras is not installed (pip install 'torch-sugar[keras]').
+pass there, together with loading a .keras file saved here on torch. By hand, the same file runs on
+tensorflow too: SUGAR_KERAS_TEST_BACKEND=tensorflow pytest tests/test_keras.py (with
+SUGAR_KERAS_TEST_SAVED_ON_TORCH=DIR, a directory holding the torch run's model.keras and
+predictions.npz, it loads that file as well). The whole file is skipped where keras is not
+installed (pip install 'torch-sugar[keras]').
 """
 
 import importlib.util
@@ -21,7 +24,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference import SPECIAL_X, TOLERANCES, grad_input
+from reference import SPECIAL_X, SURROGATES, TOLERANCES, bits, grad_input
 
 BACKEND = os.environ.get("SUGAR_KERAS_TEST_BACKEND", "torch")
 
@@ -57,13 +60,15 @@ if BACKEND == "torch":
     import torch
 elif BACKEND == "jax":
     import jax
+elif BACKEND == "tensorflow":
+    import tensorflow as tf
 
 import torch_sugar.keras  # noqa: E402
 from torch_sugar._ops import validate  # noqa: E402
 from torch_sugar.keras import SugarReLU  # noqa: E402
 
-# Keras's torch backend converts tensors with np.array(tensor, copy=False), which NumPy 2 warns
-# about for torch's __array__ (keras's code, not ours; hundreds of lines otherwise).
+# Keras's torch backend calls np.array(tensor), and NumPy 2 warns on each call that torch's
+# Tensor.__array__ takes no copy keyword (neither our code nor our call; hundreds of lines).
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 # Tests that must pass on every backend; the jax run of this file is checked against this set.
@@ -78,9 +83,7 @@ def on_every_backend(test):
 torch_backend_only = pytest.mark.skipif(BACKEND != "torch", reason="about the torch backend (the op)")
 # float64 needs jax_enable_x64 on jax, which Keras users rarely set: the jax run leaves it out.
 DTYPES = (
-    ["float32", "float64", "float16", "bfloat16"]
-    if BACKEND == "torch"
-    else ["float32", "float16", "bfloat16"]
+    ["float32", "float64", "float16", "bfloat16"] if BACKEND != "jax" else ["float32", "float16", "bfloat16"]
 )
 
 
@@ -97,8 +100,7 @@ def to_float64(t):
 def raw_bits(t):
     """The bits of each element (NaN payloads and the sign of zero included)."""
     if BACKEND == "torch":
-        t = t.detach().contiguous().view(-1)
-        return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]).numpy()
+        return bits(t.detach()).numpy()
     a = np.asarray(t)
     return a.view(f"u{a.itemsize}")
 
@@ -113,6 +115,11 @@ def output_and_input_grad(fn, x, upstream):
     if BACKEND == "jax":
         y, vjp = jax.vjp(fn, x)
         return y, vjp(upstream)[0]
+    if BACKEND == "tensorflow":
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return y, tape.gradient(y, x, output_gradients=upstream)
     raise NotImplementedError(f"tests/test_keras.py has no gradient helper for the {BACKEND} backend")
 
 
@@ -181,8 +188,6 @@ def test_portable_path_matches_the_reference_for_every_surrogate_on_torch_tensor
     """The keras.ops code that the jax and tensorflow backends run, here on torch tensors (through
     keras's torch custom_gradient), so the suite checks its math for every surrogate, scope and
     dtype, float64 included, even without jax."""
-    from reference import SURROGATES
-
     x, upstream = samples()
     x, upstream = tensor(x, dtype), tensor(upstream, dtype)
     rtol, atol = TOLERANCES[dtype]
@@ -244,9 +249,13 @@ def test_fit_trains_and_revives_dead_units_where_relu_cannot():
     sugar_model = dead_hidden_layer_model(SugarReLU("bsilu"))
     assert (hidden_pre_activations(relu_model, x) <= 0).all(), "the premise: every hidden unit starts dead"
     hidden_before = [ops.convert_to_numpy(w).copy() for w in relu_model.get_layer("hidden").weights]
+    sugar_kernel_before = ops.convert_to_numpy(sugar_model.get_layer("hidden").kernel).copy()
 
     relu_loss = fit(relu_model, x, y, epochs=10)
     sugar_loss = fit(sugar_model, x, y, epochs=10)
+    # Keras's default jit_compile="auto" (the README says so): XLA on jax, eager on torch and on
+    # tensorflow without a GPU.
+    assert sugar_model.jit_compile is (BACKEND == "jax")
 
     # ReLU: zero gradient into the dead layer, so SGD leaves it exactly as it was.
     for before, after in zip(hidden_before, relu_model.get_layer("hidden").weights):
@@ -255,7 +264,7 @@ def test_fit_trains_and_revives_dead_units_where_relu_cannot():
     # SUGAR: the surrogate's gradient reaches the dead units; some come back and the model learns
     # the linear target that the ReLU model, left with its output bias, cannot.
     kernel_change = np.abs(
-        ops.convert_to_numpy(sugar_model.get_layer("hidden").kernel) - hidden_before[0]
+        ops.convert_to_numpy(sugar_model.get_layer("hidden").kernel) - sugar_kernel_before
     ).max()
     assert kernel_change > 0.1
     revived = int((hidden_pre_activations(sugar_model, x) > 0).any(axis=0).sum())
@@ -434,15 +443,11 @@ except ImportError as exc:
 """
 
 
-def run_python(code, **env):
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
-    )
-
-
 @torch_backend_only
 def test_import_torch_sugar_does_not_import_keras():
-    result = run_python(WITHOUT_KERAS)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_KERAS], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert (
         "torch_sugar.keras needs Keras 3" in result.stdout

@@ -14,10 +14,10 @@ Importing this module imports keras (``import torch_sugar`` alone never does).
   default on this backend, ``jit_compile="auto"``, is eager.)
 - On the **jax** and **tensorflow** backends, which cannot call a torch op, the layer computes the
   same thing with ``keras.ops``: ``keras.ops.relu`` forward and a ``keras.ops.custom_gradient``
-  whose backward is ``upstream * s'(x)`` from DESIGN.md's formulas (first order; half types in
-  float32, rounded once). So a model built or saved on one backend loads, predicts and trains on
-  the others. torch-sugar still needs torch there: the surrogate names, default alphas and the
-  argument checks are the op library's.
+  whose backward is ``upstream * s'(x)`` from the surrogates' formulas (the README's table, in
+  stable forms; first order; half types in float32, rounded once). So a model saved on the torch
+  backend loads, predicts and trains on the others. torch-sugar still needs torch there: the
+  surrogate names, default alphas and the argument checks are the op library's.
 
 The layer is registered with Keras's serialization (``"torch_sugar>SugarReLU"``): ``model.save``
 writes it into a ``.keras`` file and ``keras.saving.load_model`` rebuilds it in any process that
