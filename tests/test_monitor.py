@@ -412,3 +412,15 @@ def test_results_all_ranks_combine_the_counts_of_every_rank(tmp_path):
         for name in want["layers"]:
             assert got["layers"][name] == pytest.approx(want["layers"][name]), (rank, name)
         assert got["dormant"] == want["dormant"] and got["dead"] == want["dead"]
+
+
+def test_counts_begun_under_inference_mode_continue_outside_it():
+    """Lightning validates under torch.inference_mode; counts begun there are tensors that cannot be
+    updated in place outside it (the monitor used to raise on the next batch)."""
+    model = _relu_only()
+    with DeadUnitMonitor(model) as monitor:
+        with torch.inference_mode():
+            model(HAND_ROWS[:2])
+        model(HAND_ROWS[2:])
+        assert monitor.dormancy_scores()["0"].tolist() == HAND_SCORES
+        assert monitor.dead_masks()["0"].nonzero().flatten().tolist() == [0]

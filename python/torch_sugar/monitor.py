@@ -285,10 +285,10 @@ class DeadUnitMonitor:
                     f"DeadUnitMonitor: layer {key!r} produced {active.numel()} units, earlier "
                     f"{seen.numel()}; call reset() before feeding inputs of another layout"
                 )
-            else:
-                seen |= active.to(seen.device)
+            else:  # out of place: counts made under inference_mode must not be updated in place later
+                self._active[key] = seen | active.to(seen.device)
                 running = self._abs_sums[key]
-                running += abs_sum.to(running.device, running.dtype)
+                self._abs_sums[key] = running + abs_sum.to(running.device, running.dtype)
             self._samples[key] = self._samples.get(key, 0) + samples
 
     def _unit_dim_of(self, key: str, out: torch.Tensor) -> int:
