@@ -390,6 +390,19 @@ def test_transformers_evaluate_and_predict(tmp_path):
     _assert_fractions(trainer.evaluate(metric_key_prefix="test"), "test_", want)
 
 
+def test_transformers_add_to_runs_before_the_reporters(tmp_path):
+    """add_to(trainer) makes the callback the first: a reporting callback that the Trainer had
+    before it (as the report_to integrations are) sees the fractions in its on_log."""
+    DeadUnitCallback = _transformers_callback()
+    reporter = _hf_recorders()
+    trainer = _hf_trainer(tmp_path, [reporter], EVAL_ROWS)
+    callback = DeadUnitCallback().add_to(trainer)
+    assert trainer.callback_handler.callbacks[0] is callback
+    metrics = trainer.evaluate()
+    assert reporter.logs[-1]["eval_dormant_fraction"] == metrics["eval_dormant_fraction"]
+    assert reporter.logs[-1]["eval_dead_fraction"] == metrics["eval_dead_fraction"]
+
+
 def test_transformers_bad_arguments_and_late_callback(tmp_path):
     DeadUnitCallback = _transformers_callback()
 
@@ -402,6 +415,8 @@ def test_transformers_bad_arguments_and_late_callback(tmp_path):
     with pytest.warns(UserWarning, match="pass it in Trainer"):
         metrics = trainer.evaluate()
     assert "eval_dead_fraction" not in metrics
+    trainer.train()  # training begins: now the model is hooked
+    assert "eval_dead_fraction" in trainer.state.log_history[-2]  # the last evaluation (then train_*)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Lightning's ddp_fork with gloo, on Linux here")

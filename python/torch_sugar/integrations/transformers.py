@@ -45,8 +45,8 @@ class DeadUnitCallback(transformers.TrainerCallback):
     ``Trainer.log`` hands to the callbacks, so they are in ``trainer.state.log_history``, in what
     ``evaluate()`` returns, in the metrics that ``on_evaluate`` callbacks and ``metric_for_best_model``
     see, and in what the reporting callbacks that run after this one log. The ``report_to``
-    integrations (TensorBoard, W&B, ...) are created before the callbacks passed to the Trainer and
-    see them only if this one comes first: ``trainer.callback_handler.callbacks.insert(0, callback)``.
+    integrations (TensorBoard, W&B, ...) come before the callbacks passed to the Trainer and see
+    them only if this one runs first: ``DeadUnitCallback().add_to(trainer)`` puts it there.
 
     Args:
         per_layer: also add each layer's fractions.
@@ -60,7 +60,8 @@ class DeadUnitCallback(transformers.TrainerCallback):
     What is counted: the forward passes that the model runs in eval mode after the last training
     step, that is the evaluation's batches (``predict()``'s are dropped). Every token position counts,
     padding included: the monitor does not see the attention mask. Pass the callback in
-    ``Trainer(callbacks=[...])`` so that it hooks the model when the Trainer is built. In a
+    ``Trainer(callbacks=[...])`` or use :meth:`add_to`, so that it hooks the model before the first
+    evaluation (one added with ``trainer.add_callback`` hooks it when training begins). In a
     distributed run each rank counts its own shard and the callback combines them
     (:meth:`~torch_sugar.DeadUnitMonitor.results` with ``all_ranks=True``), so every rank adds the
     fractions of the whole evaluation set.
@@ -80,6 +81,13 @@ class DeadUnitCallback(transformers.TrainerCallback):
         self.monitor: Optional[DeadUnitMonitor] = None  #: the monitor on the Trainer's model
         self._model: Optional[nn.Module] = None
         self._gate = None
+
+    def add_to(self, trainer) -> "DeadUnitCallback":
+        """Hooks ``trainer.model`` and makes this the Trainer's first callback, so that the
+        ``report_to`` integrations, which run after it, log the fractions too. Returns ``self``."""
+        self._attach(trainer.model)
+        trainer.callback_handler.callbacks.insert(0, self)
+        return self
 
     # -- hooking the Trainer's model -----------------------------------------------------------
     def _attach(self, model: Optional[nn.Module]) -> None:
@@ -124,7 +132,8 @@ class DeadUnitCallback(transformers.TrainerCallback):
         if self.monitor is None:
             warnings.warn(
                 "DeadUnitCallback: the model was not hooked before this evaluation (the callback was "
-                "added after the Trainer was built); pass it in Trainer(callbacks=[...])",
+                "added after the Trainer was built); pass it in Trainer(callbacks=[...]) or use "
+                "DeadUnitCallback().add_to(trainer)",
                 stacklevel=2,
             )
             return
