@@ -58,6 +58,7 @@ from keras import ops  # noqa: E402
 
 if BACKEND == "torch":
     import torch
+    from test_pt2 import fresh_compile  # noqa: F401 (the fixture: no inductor cache answers)
 elif BACKEND == "jax":
     import jax
 elif BACKEND == "tensorflow":
@@ -271,16 +272,6 @@ def test_fit_trains_and_revives_dead_units_where_relu_cannot():
     assert revived >= 2, f"only {revived} of 16 hidden units came back"
     assert sugar_loss[-1] < 0.2 * sugar_loss[0], sugar_loss
     assert sugar_loss[-1] < 0.2 * relu_loss[-1], (sugar_loss, relu_loss)
-
-
-@pytest.fixture
-def fresh_compile(monkeypatch, tmp_path):
-    """No FX graph or inductor cache from an earlier run may answer for today's decompositions."""
-    monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
 
 
 @torch_backend_only
