@@ -54,7 +54,7 @@ def test_jobs_2_gives_the_serial_numbers(tmp_path, capsys):
         assert code == 0, err
         results[jobs] = load_results(out)
     serial, parallel = results["1"], results["2"]
-    assert parallel["config"]["jobs"] == 2 and parallel["complete"] is True
+    assert parallel["config"]["run"]["jobs"] == 2 and parallel["complete"] is True
     # the serial order, whatever order the workers finished in
     order = [(r["activation"], r["seed"]) for r in serial["runs"]]
     assert order == [("relu", 0), ("bsilu", 0), ("relu", 1), ("bsilu", 1)]

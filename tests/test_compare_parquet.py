@@ -13,6 +13,7 @@ from test_compare import load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
 
 from torch_sugar.experiments import data as data_mod  # noqa: E402
+from torch_sugar.experiments import synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +178,7 @@ def test_synthetic_ctr_parquet_is_make_synthetic_ctr(tmp_path, capsys):
     np.testing.assert_array_equal(got.x, raw.x)
     np.testing.assert_array_equal(got.cat, raw.cat)
     np.testing.assert_array_equal(got.y, raw.y)
-    rate = data_mod.write_synthetic_ctr_parquet(
+    rate = synthetic.write_synthetic_ctr_parquet(
         str(tmp_path / "chunks.parquet"), 3000, 60, seed=5, chunk=1000, row_group_size=400
     )
     chunked = pq.ParquetFile(str(tmp_path / "chunks.parquet"))

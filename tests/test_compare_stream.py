@@ -16,7 +16,7 @@ pa_csv = pytest.importorskip("pyarrow.csv")
 from test_compare import load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
 
-from torch_sugar import cli  # noqa: E402
+from torch_sugar.cli.compare import parse_config  # noqa: E402
 from torch_sugar.experiments import data as data_mod  # noqa: E402
 from torch_sugar.experiments import stream as stream_mod  # noqa: E402
 from torch_sugar.experiments.compare import load_data  # noqa: E402
@@ -50,10 +50,12 @@ def parts(tmp_path_factory):
     return str(root / "parts"), table
 
 
+def load_streamed(config):
+    return stream_mod.load_stream(config.data, config.training.batch_size)
+
+
 def parse(path, *extra):
-    args = cli.build_parser().parse_args(["compare", "--parquet", path] + FLAGS + list(extra))
-    cli._check_compare_args(args)
-    return args
+    return parse_config(["--parquet", path] + FLAGS + list(extra))
 
 
 def reference(table, seed=0):
@@ -82,7 +84,7 @@ def reference(table, seed=0):
 
 def test_scan_matches_numpy_on_the_whole_table(parts):
     path, table = parts
-    data = stream_mod.load_stream(parse(path))
+    data = load_streamed(parse(path))
     part, numeric, mean, std, vocab, rows, y = reference(table)
     counts = np.bincount(part, minlength=3)
     assert counts.sum() == 3000 and abs(counts[2] / 3000 - 0.2) < 0.03 and abs(counts[1] / 3000 - 0.15) < 0.03
@@ -104,7 +106,7 @@ def test_scan_matches_numpy_on_the_whole_table(parts):
 
 def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts):
     path, table = parts
-    data = stream_mod.load_stream(parse(path))
+    data = load_streamed(parse(path))
     *_, rows, y = reference(table)
     gen = torch.Generator().manual_seed(0)
     epochs = []
@@ -160,7 +162,7 @@ def test_compare_stream_run(parts, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        (["--dataset", "wine", "--stream"], "--stream only applies to --parquet"),
+        (["--dataset", "wine", "--stream"], "--stream only applies to --csv and --parquet"),
         (["--parquet", "{path}", "--stream", "--target", "nope"], "--target: column 'nope' is not in"),
         (
             ["--parquet", "{path}", "--stream", "--target", "clicked", "--limit", "100"],
@@ -195,9 +197,8 @@ def test_preprocessing_json_encodes_raw_rows_as_the_model_saw_them(parts, source
         argv = ["compare", "--parquet", path] + flags
     else:
         argv = ["compare", "--parquet", path] + FLAGS
-    args = cli.build_parser().parse_args(argv)
-    cli._check_compare_args(args)
-    data = load_data(args)
+    config = parse_config(argv[1:])
+    data = load_data(config.data, config.training.batch_size)
     pre = json.loads(json.dumps(data.preprocessing))
     keys = ["kind", "classes", "target", "group", "input", "na_values", "missing_category", "numeric"]
     keys += ["categorical"] + (["split"] if source == "stream" else [])

@@ -1,12 +1,12 @@
 """``torch-sugar compare``: every activation x every seed on one data set, then the tables,
-results.json/results.csv and plots. :func:`run` takes the parsed command-line namespace."""
+results.json/results.csv and plots. :func:`run` takes the typed :class:`~.config.CompareConfig`."""
 
-import argparse
 import datetime
 import os
 import sys
 import time
-from typing import List
+from dataclasses import replace
+from typing import List, Optional
 
 import torch
 
@@ -15,6 +15,7 @@ import torch_sugar
 from . import data as data_mod
 from . import distributed
 from .activations import parse_activations
+from .config import CompareConfig, DataConfig, RunConfig
 from .errors import UsageError
 from .models import build_model, describe_model, resolve_norm
 from .report import (
@@ -36,47 +37,47 @@ def _log(quiet: bool, *lines: str) -> None:
             print(line, flush=True)
 
 
-def load_data(args) -> data_mod.Data:
-    if args.csv is not None:
+def load_data(cfg: DataConfig, batch_size: int) -> data_mod.Data:
+    if cfg.csv is not None:
         raw = data_mod.load_csv(
-            args.csv,
-            args.target,
-            args.group,
-            args.ignore,
-            args.categorical,
-            args.na_values,
-            args.fill,
-            args.max_classes,
+            cfg.csv,
+            cfg.target,
+            cfg.group,
+            cfg.ignore,
+            cfg.categorical,
+            cfg.na_values,
+            cfg.fill,
+            cfg.max_classes,
         )
-    elif getattr(args, "parquet", None) is not None and getattr(args, "stream", False):
+    elif cfg.parquet is not None and cfg.stream:
         from .stream import load_stream
 
-        return load_stream(args)
-    elif getattr(args, "parquet", None) is not None:
+        return load_stream(cfg, batch_size)
+    elif cfg.parquet is not None:
         raw = data_mod.load_parquet(
-            args.parquet,
-            args.target,
-            args.group,
-            args.ignore,
-            args.categorical,
-            args.na_values,
-            args.fill,
-            args.max_classes,
+            cfg.parquet,
+            cfg.target,
+            cfg.group,
+            cfg.ignore,
+            cfg.categorical,
+            cfg.na_values,
+            cfg.fill,
+            cfg.max_classes,
         )
-    elif args.images is not None:
-        raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
-    elif args.cifar is not None:
-        raw = data_mod.load_cifar(args.cifar, args.cifar_labels)
+    elif cfg.images is not None:
+        raw = data_mod.load_image_folder(cfg.images, cfg.image_size, cfg.grayscale)
+    elif cfg.cifar is not None:
+        raw = data_mod.load_cifar(cfg.cifar, cfg.cifar_labels)
     else:
-        raw = data_mod.load_builtin(args.dataset, args.ctr_rows, args.ctr_users, args.data_seed)
+        raw = data_mod.load_builtin(cfg.dataset, cfg.ctr_rows, cfg.ctr_users, cfg.data_seed)
     return data_mod.prepare(
         raw,
-        args.val_fraction,
-        args.test_fraction,
-        args.data_seed,
-        args.limit,
-        args.hash_buckets,
-        args.embedding_dim,
+        cfg.val_fraction,
+        cfg.test_fraction,
+        cfg.data_seed,
+        cfg.limit,
+        cfg.hash_buckets,
+        cfg.embedding_dim,
     )
 
 
@@ -105,28 +106,29 @@ def check_device(device: str, specs) -> None:
         )
 
 
-def train_config(args) -> TrainConfig:
+def train_config(config: CompareConfig) -> TrainConfig:
+    m, t = config.model, config.training
     return TrainConfig(
-        model=args.model,
-        hidden=tuple(args.hidden),
-        width=args.width,
-        dropout=args.dropout,
-        norm=args.norm,
-        init=args.init,
-        epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        clip_grad=args.clip_grad,
-        augment=args.augment,
-        device=args.device,
-        select_by=args.select_by,
-        patience=args.patience,
-        pos_weight=args.pos_weight,
+        model=m.model,
+        hidden=tuple(m.hidden),
+        width=m.width,
+        dropout=m.dropout,
+        norm=m.norm,
+        init=m.init,
+        epochs=t.epochs,
+        lr=t.lr,
+        optimizer=t.optimizer,
+        momentum=t.momentum,
+        weight_decay=t.weight_decay,
+        schedule=t.schedule,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        clip_grad=t.clip_grad,
+        augment=t.augment,
+        device=config.run.device,
+        select_by=t.select_by,
+        patience=t.patience,
+        pos_weight=t.pos_weight,
     )
 
 
@@ -151,7 +153,7 @@ def _progress_bar(quiet: bool, total: int, desc: str):
     )
 
 
-def run(args) -> int:
+def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]] = None) -> int:
     """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C).
 
     Torch's thread count and deterministic-algorithms setting are set for the run and put back
@@ -162,31 +164,31 @@ def run(args) -> int:
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
     try:
-        return _run(args)
+        return _run(config, command)
     finally:
         distributed.leave()  # torchrun: wait for the other ranks, then leave the group
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
 
 
-def _make_dirs(out_dir: str, args) -> None:
+def _make_dirs(out_dir: str, run_cfg: RunConfig) -> None:
     try:
         os.makedirs(out_dir, exist_ok=True)
-        if args.save_predictions:
+        if run_cfg.save_predictions:
             os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
-    if args.save_models is not None:
+    if run_cfg.save_models is not None:
         try:
-            os.makedirs(args.save_models, exist_ok=True)
+            os.makedirs(run_cfg.save_models, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
+            raise UsageError(f"--save-models: cannot create {run_cfg.save_models}: {exc.strerror}") from None
 
 
-def _set_up(args, cfg, ctx):
+def _set_up(config: CompareConfig, cfg, ctx):
     """The data, the model factory and its description, the output folders: (data, factory,
     model_text, norm, out_dir). Raises UsageError on bad input."""
-    data = load_data(args)
+    data = load_data(config.data, cfg.batch_size)
     if data.n_classes != 2:
         for flag, value in (
             ("--pos-weight", cfg.pos_weight),
@@ -195,10 +197,11 @@ def _set_up(args, cfg, ctx):
             if value is not None:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
     factory = None
-    if args.model_fn is not None:
-        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
+    model_fn = config.model.model_fn
+    if model_fn is not None:
+        factory, probe = model_factory(model_fn, data.spec, data.n_classes, data.example_rows())
         params = sum(p.numel() for p in probe.parameters())
-        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
+        model_text = f"{model_fn} ({type(probe).__name__}, {params:,} parameters)"
     else:
         probe = build_model(
             cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width, cfg.dropout, cfg.norm, cfg.init
@@ -207,16 +210,17 @@ def _set_up(args, cfg, ctx):
     norm = resolve_norm(cfg.model, cfg.norm)
     del probe
 
-    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+    out_dir = config.run.out or os.path.join("results", f"compare-{safe_name(data.name)}")
     if ctx.main:
-        _make_dirs(out_dir, args)
+        _make_dirs(out_dir, config.run)
     return data, factory, model_text, norm, out_dir
 
 
-def _run(args) -> int:
-    specs = parse_activations(args.activations, args.negative_only)
+def _run(config: CompareConfig, command: Optional[List[str]]) -> int:
+    comparison, run_cfg = config.comparison, config.run
+    specs = parse_activations(comparison.activations, comparison.negative_only)
     labels = [s.label for s in specs]
-    baseline = args.baseline
+    baseline = comparison.baseline
     if baseline is not None:
         if baseline not in labels:
             raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
@@ -224,25 +228,25 @@ def _run(args) -> int:
         baseline = "relu" if "relu" in labels else labels[0]
     if len(labels) == 1:
         baseline = None
-    check_device(args.device, specs)
-    n_jobs = getattr(args, "jobs", 1)
-    ctx = distributed.from_environment(args.device)
-    if n_jobs > 1 and getattr(args, "stream", False):
+    check_device(run_cfg.device, specs)
+    n_jobs = run_cfg.jobs
+    ctx = distributed.from_environment(run_cfg.device)
+    if n_jobs > 1 and config.data.stream:
         raise UsageError(
             "--jobs: not with --stream yet (the training stream stays in one process); leave --jobs out"
         )
     if ctx.active and n_jobs > 1:
         raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
     if not ctx.main:  # torchrun: only rank 0 prints and writes
-        args = argparse.Namespace(
-            **{**vars(args), "quiet": True, "no_plots": True, "save_predictions": False, "save_models": None}
-        )
-    set_determinism(args.device, args.threads)
-    cfg = train_config(args)
+        run_cfg = replace(run_cfg, quiet=True, no_plots=True, save_predictions=False, save_models=None)
+        config = replace(config, run=run_cfg)
+    set_determinism(run_cfg.device, run_cfg.threads)
+    cfg = train_config(config)
+    seeds = comparison.seeds
 
     error = None
     try:
-        data, factory, model_text, norm, out_dir = _set_up(args, cfg, ctx)
+        data, factory, model_text, norm, out_dir = _set_up(config, cfg, ctx)
     except UsageError as exc:
         error = str(exc)
     distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
@@ -251,11 +255,11 @@ def _run(args) -> int:
     d = data.describe()
     title = (
         f"{data.name}: {model_text}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs, "
-        f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
+        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
     )
     group_text = f", groups by {data.group_name!r}" if data.group_name else ""
     _log(
-        args.quiet,
+        run_cfg.quiet,
         f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
         f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
         *(f"  {note}" for note in data.notes),
@@ -270,8 +274,8 @@ def _run(args) -> int:
         f"  training: {cfg.optimizer} lr {cfg.lr:g}"
         + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
         + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
-        f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
-        + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes" if n_jobs > 1 else ""),
+        f"{cfg.device}, {run_cfg.threads} thread{'s' if run_cfg.threads > 1 else ''}"
+        + (f" in each of {min(n_jobs, len(seeds) * len(specs))} worker processes" if n_jobs > 1 else ""),
         *(
             [
                 f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
@@ -283,7 +287,7 @@ def _run(args) -> int:
         f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
         + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
         + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
-        f"  seeds: {', '.join(map(str, args.seeds))}",
+        f"  seeds: {', '.join(map(str, seeds))}",
         *(f"  {s.label:<14} {s.describe()}" for s in specs),
         "",
     )
@@ -293,26 +297,9 @@ def _run(args) -> int:
         "version": torch_sugar.__version__,
         "torch": torch.__version__,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(["torch-sugar"] + list(args.argv))
-        if getattr(args, "argv", None) is not None
-        else None,
-        "config": {
-            **cfg.as_dict(),
-            "activations": labels,
-            "baseline": baseline,
-            "seeds": list(args.seeds),
-            "threads": args.threads,
-            "jobs": n_jobs,
-            "world_size": ctx.world,
-            "data_seed": args.data_seed,
-            "val_fraction": args.val_fraction,
-            "test_fraction": args.test_fraction,
-            "limit": args.limit,
-            "model_fn": args.model_fn,
-            "save_models": args.save_models,
-            "hash_buckets": args.hash_buckets,
-            "embedding_dim": args.embedding_dim,
-        },
+        "command": None if command is None else " ".join(command),
+        "config": config.as_dict(),
+        "world_size": ctx.world,
         "data": d,
         "input_spec": data.spec.as_dict(),
         "model": model_text,
@@ -324,7 +311,7 @@ def _run(args) -> int:
     }
     runs: List[dict] = payload["runs"]
     rows_per_run = len(data.train) * cfg.epochs  # what a run's progress bar counts
-    total = len(args.seeds) * len(specs)
+    total = len(seeds) * len(specs)
     started = time.perf_counter()
 
     def save() -> None:
@@ -335,11 +322,11 @@ def _run(args) -> int:
         write_json(json_path, payload)
         write_csv(csv_path, runs)
 
-    if args.save_models is not None:
+    if run_cfg.save_models is not None:
         payload["preprocessing"] = write_preprocessing(
-            args.save_models, data.preprocessing, data.spec, model_text, labels
+            run_cfg.save_models, data.preprocessing, data.spec, model_text, labels
         )
-    tasks = [(spec, seed) for seed in args.seeds for spec in specs]  # the serial order
+    tasks = [(spec, seed) for seed in seeds for spec in specs]  # the serial order
     finished: dict = {}
 
     def finish(index: int, record: dict, log_probs) -> None:
@@ -347,7 +334,7 @@ def _run(args) -> int:
         spec, seed = tasks[index]
         finished[index] = record
         runs[:] = [finished[i] for i in sorted(finished)]
-        if args.save_predictions and log_probs is not None:
+        if run_cfg.save_predictions and log_probs is not None:
             write_predictions(
                 os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
                 data.test.rows,
@@ -363,22 +350,24 @@ def _run(args) -> int:
         if jobs > 1:
             from .parallel import run_parallel
 
-            bar = _progress_bar(args.quiet, rows_per_run * total, f"{total} runs in {jobs} processes")
+            bar = _progress_bar(run_cfg.quiet, rows_per_run * total, f"{total} runs in {jobs} processes")
             try:
-                run_parallel(jobs, tasks, args, data, cfg, bar, rows_per_run, finish)
+                run_parallel(jobs, tasks, config, data, cfg, bar, rows_per_run, finish)
             finally:
                 if bar is not None:
                     bar.close()
         for index, (spec, seed) in enumerate(tasks if jobs == 1 else []):
-            bar = _progress_bar(args.quiet, rows_per_run, f"[{index + 1}/{total}] {spec.label} seed {seed}")
+            bar = _progress_bar(
+                run_cfg.quiet, rows_per_run, f"[{index + 1}/{total}] {spec.label} seed {seed}"
+            )
             try:
                 record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory, ctx=ctx)
             finally:
                 if bar is not None:
                     bar.close()
-            if args.save_models is not None and record["status"] == "done":
+            if run_cfg.save_models is not None and record["status"] == "done":
                 record["saved"] = save_model(
-                    model, args.save_models, f"{safe_name(spec.label)}-seed{seed}", data.example_rows()
+                    model, run_cfg.save_models, f"{safe_name(spec.label)}-seed{seed}", data.example_rows()
                 )
             finish(index, record, log_probs)
     except KeyboardInterrupt:
@@ -386,7 +375,7 @@ def _run(args) -> int:
         save()
         if not ctx.main:
             return 130
-        plots = [] if args.no_plots or not runs else plot_results(out_dir, runs, labels, title)
+        plots = [] if run_cfg.no_plots or not runs else plot_results(out_dir, runs, labels, title)
         print(
             f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
             f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""),
@@ -399,13 +388,13 @@ def _run(args) -> int:
     if not ctx.main:
         return 0
     print(f"{title}, test set of {d['n_test']} rows\n")
-    print(format_tables(payload["summary"], runs, len(args.seeds)))
-    plots = [] if args.no_plots else plot_results(out_dir, runs, labels, title)
+    print(format_tables(payload["summary"], runs, len(seeds)))
+    plots = [] if run_cfg.no_plots else plot_results(out_dir, runs, labels, title)
     print(f"\nresults: {json_path}, {csv_path}")
-    if args.save_models is not None:
-        print(f"models:  {args.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
+    if run_cfg.save_models is not None:
+        print(f"models:  {run_cfg.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
     if plots:
         print("plots:   " + ", ".join(plots))
-    elif not args.no_plots:
+    elif not run_cfg.no_plots:
         print("plots:   skipped (matplotlib is not installed)")
     return 0

@@ -72,7 +72,7 @@ def _run_task(index: int, spec: ActivationSpec, seed: int):
         if bar is not None:
             bar.flush()
             w["channel"].put(("done", index, 0, None))
-    save_dir = w["args"].save_models
+    save_dir = w["config"].run.save_models
     if save_dir is not None and record["status"] == "done":
         record["saved"] = save_model(
             model, save_dir, f"{safe_name(spec.label)}-seed{seed}", w["data"].example_rows()
@@ -80,18 +80,18 @@ def _run_task(index: int, spec: ActivationSpec, seed: int):
     return index, record, log_probs
 
 
-def _worker_main(args, data, cfg, tasks, counter, results, channel) -> None:
+def _worker_main(config, data, cfg, tasks, counter, results, channel) -> None:
     """A worker process: takes the next task index from ``counter`` until none is left."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from .compare import set_determinism
         from .user_model import model_factory
 
-        set_determinism(args.device, args.threads)
+        set_determinism(config.run.device, config.run.threads)
         factory = None
-        if args.model_fn is not None:
-            factory, _ = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
-        _WORKER.update(args=args, data=data, cfg=cfg, channel=channel, factory=factory)
+        if config.model.model_fn is not None:
+            factory, _ = model_factory(config.model.model_fn, data.spec, data.n_classes, data.example_rows())
+        _WORKER.update(config=config, data=data, cfg=cfg, channel=channel, factory=factory)
         while True:
             with counter.get_lock():
                 index = counter.value
@@ -130,7 +130,7 @@ def _drive_bar(bar, channel, rows_per_run: int, total_runs: int, stop: threading
 def run_parallel(
     jobs: int,
     tasks: Sequence[Tuple[ActivationSpec, int]],
-    args,
+    config,
     data,
     cfg,
     bar,
@@ -157,7 +157,7 @@ def run_parallel(
         thread.start()
     workers = [
         ctx.Process(
-            target=_worker_main, daemon=True, args=(args, data, cfg, list(tasks), counter, results, channel)
+            target=_worker_main, daemon=True, args=(config, data, cfg, list(tasks), counter, results, channel)
         )
         for _ in range(min(jobs, len(tasks)))
     ]

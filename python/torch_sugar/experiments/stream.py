@@ -390,7 +390,7 @@ class StreamSplit:
         yield from DataLoader(self.stream, batch_size=None)
 
 
-def load_stream(args) -> Data:
+def load_stream(cfg, batch_size: int) -> Data:
     """``--parquet PATH --stream``: the scan, the encodings, the held-out splits and the training
     stream, as :class:`~.data.Data`."""
     try:
@@ -401,22 +401,22 @@ def load_stream(args) -> Data:
             "--parquet needs pyarrow: pip install pyarrow (or pip install 'torch-sugar[experiments]')"
         ) from None
     src = open_source(
-        args.parquet, args.target, args.group, args.ignore, args.categorical, args.na_values, args.fill
+        cfg.parquet, cfg.target, cfg.group, cfg.ignore, cfg.categorical, cfg.na_values, cfg.fill
     )
-    s = scan(src, args.data_seed, args.val_fraction, args.test_fraction, args.eval_rows, args.max_classes)
+    s = scan(src, cfg.data_seed, cfg.val_fraction, cfg.test_fraction, cfg.held_rows, cfg.max_classes)
     if s.parts[0] == 0 or min(s.held[1]["n"], s.held[2]["n"]) == 0:
         raise UsageError(
-            f"--stream: {args.parquet} has too few rows to split ({s.parts.tolist()} "
+            f"--stream: {cfg.parquet} has too few rows to split ({s.parts.tolist()} "
             "train/validation/test rows)"
         )
     mean, std = s.mean, np.where(s.std > 1e-12, s.std, 1.0)
     fill_value = None
     if s.missing:
-        fill_value = mean if args.fill == "mean" else np.zeros(len(mean))
+        fill_value = mean if cfg.fill == "mean" else np.zeros(len(mean))
     columns, encodings = [], []
     for c in src.categorical:
         column, encoding = _fit_categorical(
-            c, np.array(sorted(s.vocab[c]), dtype=object), args.hash_buckets, args.embedding_dim
+            c, np.array(sorted(s.vocab[c]), dtype=object), cfg.hash_buckets, cfg.embedding_dim
         )
         columns.append(column)
         encodings.append(encoding)
@@ -467,24 +467,24 @@ def load_stream(args) -> Data:
     stream = TrainStream(
         src,
         encode_table,
-        args.data_seed,
-        args.val_fraction,
-        args.test_fraction,
-        args.batch_size,
-        args.shuffle_buffer,
+        cfg.data_seed,
+        cfg.val_fraction,
+        cfg.test_fraction,
+        batch_size,
+        cfg.shuffle_rows,
     )
     example = held_split(0).x  # the first training rows (model probes and traces)
-    name = os.path.splitext(os.path.basename(os.path.normpath(args.parquet)))[0]
+    name = os.path.splitext(os.path.basename(os.path.normpath(cfg.parquet)))[0]
     notes = [
         f"{name}: {s.n_rows} rows streamed in {len(src.row_groups)} row group(s) of "
         f"{len(src.files)} file(s): {s.parts[0]} train / {s.parts[1]} validation / {s.parts[2]} "
         f"test rows by a hash of the row number (not stratified); {val.y.shape[0]} validation and "
-        f"{test.y.shape[0]} test rows kept (--eval-rows {args.eval_rows}); shuffle buffer "
-        f"{args.shuffle_buffer} rows"
+        f"{test.y.shape[0]} test rows kept (--eval-rows {cfg.held_rows}); shuffle buffer "
+        f"{cfg.shuffle_rows} rows"
     ]
     if s.missing:
         notes.append(
-            f"--fill {args.fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in s.missing.items())
+            f"--fill {cfg.fill}: missing values in " + ", ".join(f"{k} ({v})" for k, v in s.missing.items())
         )
     names = list(src.numeric)
     preprocessing = data_mod.tabular_preprocessing(
