@@ -26,6 +26,14 @@ def run_cli(argv, capsys):
     return code, out, err
 
 
+def load(argv):
+    """The Data that `torch-sugar compare ARGV` trains on."""
+    from torch_sugar.cli.compare import parse_config
+    from torch_sugar.experiments.loading import load_data
+
+    return load_data(parse_config(list(argv)).data)
+
+
 def load_results(out_dir):
     with open(os.path.join(out_dir, "results.json")) as f:
         return json.load(f)

@@ -13,13 +13,11 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pa_csv = pytest.importorskip("pyarrow.csv")
 
-from test_compare import load_results, run_cli  # noqa: E402
+from test_compare import load, load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
 
-from torch_sugar.cli.compare import parse_config  # noqa: E402
-from torch_sugar.experiments import data as data_mod  # noqa: E402
-from torch_sugar.experiments import stream as stream_mod  # noqa: E402
-from torch_sugar.experiments.compare import load_data  # noqa: E402
+from torch_sugar.experiments import synthetic  # noqa: E402
+from torch_sugar.experiments.split import hash_parts  # noqa: E402
 
 FLAGS = [
     "--target",
@@ -42,7 +40,7 @@ FLAGS = [
 def parts(tmp_path_factory):
     """synthetic-ctr, 3000 rows, as two Parquet files of several row groups; and the whole table."""
     root = tmp_path_factory.mktemp("stream")
-    data_mod.write_table_csv(data_mod.make_synthetic_ctr(3000, 60, seed=5), str(root / "c.csv"))
+    synthetic.write_synthetic_ctr_csv(str(root / "c.csv"), 3000, 60, seed=5)
     table = pa_csv.read_csv(str(root / "c.csv"))
     (root / "parts").mkdir()
     pq.write_table(table.slice(0, 1700), str(root / "parts" / "a.parquet"), row_group_size=400)
@@ -50,17 +48,13 @@ def parts(tmp_path_factory):
     return str(root / "parts"), table
 
 
-def load_streamed(config):
-    return stream_mod.load_stream(config.data, config.training.batch_size)
-
-
-def parse(path, *extra):
-    return parse_config(["--parquet", path] + FLAGS + list(extra))
+def load_streamed(path, *extra):
+    return load(["--parquet", path] + FLAGS + list(extra))
 
 
 def reference(table, seed=0):
     """numpy over the whole table: the training rows' statistics and encoded rows."""
-    part = stream_mod.split_of(np.arange(table.num_rows), seed, 0.15, 0.2)
+    part = hash_parts(np.arange(table.num_rows), seed, 0.15, 0.2)
     train = part == 0
     numeric = [
         n
@@ -68,6 +62,7 @@ def reference(table, seed=0):
         if n not in ("user", "item", "ad_category", "device", "clicked", "hour_cos")
     ]
     x = np.stack([table.column(n).to_numpy() for n in numeric], axis=1)[train]
+    x = x.astype(np.float32).astype(np.float64)  # the model's precision: statistics of these values
     mean, std = x.mean(axis=0), x.std(axis=0)
     cats = {
         c: np.asarray(table.column(c).to_pylist(), dtype=object)[train]
@@ -84,7 +79,7 @@ def reference(table, seed=0):
 
 def test_scan_matches_numpy_on_the_whole_table(parts):
     path, table = parts
-    data = load_streamed(parse(path))
+    data = load_streamed(path)
     part, numeric, mean, std, vocab, rows, y = reference(table)
     counts = np.bincount(part, minlength=3)
     assert counts.sum() == 3000 and abs(counts[2] / 3000 - 0.2) < 0.03 and abs(counts[1] / 3000 - 0.15) < 0.03
@@ -106,7 +101,7 @@ def test_scan_matches_numpy_on_the_whole_table(parts):
 
 def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts):
     path, table = parts
-    data = load_streamed(parse(path))
+    data = load_streamed(path)
     *_, rows, y = reference(table)
     gen = torch.Generator().manual_seed(0)
     epochs = []
@@ -169,10 +164,6 @@ def test_compare_stream_run(parts, tmp_path, capsys):
             "--limit does not apply to --stream",
         ),
         (
-            ["--parquet", "{path}", "--stream", "--target", "clicked", "--jobs", "2"],
-            "--jobs: not with --stream yet",
-        ),
-        (
             ["--parquet", "{path}", "--target", "clicked", "--shuffle-buffer", "10"],
             "--shuffle-buffer only applies to --stream",
         ),
@@ -197,11 +188,10 @@ def test_preprocessing_json_encodes_raw_rows_as_the_model_saw_them(parts, source
         argv = ["compare", "--parquet", path] + flags
     else:
         argv = ["compare", "--parquet", path] + FLAGS
-    config = parse_config(argv[1:])
-    data = load_data(config.data, config.training.batch_size)
+    data = load(argv[1:])
     pre = json.loads(json.dumps(data.preprocessing))
     keys = ["kind", "classes", "target", "group", "input", "na_values", "missing_category", "numeric"]
-    keys += ["categorical"] + (["split"] if source == "stream" else [])
+    keys += ["categorical", "split"]
     assert list(pre) == keys
     assert pre["kind"] == "tabular" and pre["target"] == "clicked" and pre["group"] == "user"
     assert [c["name"] for c in pre["numeric"]] == [

@@ -31,6 +31,9 @@ class Subcommand:
     epilog: Optional[str] = None
     #: (import name, package) the command needs beyond torch; checked before :meth:`run`.
     needs: Tuple[Tuple[str, str], ...] = ()
+    #: Modules of :attr:`needs` imported up front, so that a broken install is one clear line
+    #: (numpy's random generators: every experiment seeds them; torch swallows their ImportError).
+    probes: Tuple[str, ...] = ()
 
     def add_to(self, subparsers) -> argparse.ArgumentParser:
         parser = subparsers.add_parser(
@@ -82,10 +85,17 @@ class Subcommand:
             self.error(f"needs {names}, which {verb} not installed: {INSTALL_EXPERIMENTS}")
             return None
         try:
+            for name in self.probes:
+                importlib.import_module(name)
             return importlib.import_module(f"torch_sugar.experiments.{module}")
-        except ImportError as exc:  # present but not importable (say, built for another numpy)
-            top = (exc.name or "").partition(".")[0]
-            if top not in dict(self.needs):
-                raise
-            self.error(f"cannot import {top} ({exc}): {INSTALL_EXPERIMENTS}")
+        except ImportError as exc:
+            self.import_failed(exc)
             return None
+
+    def import_failed(self, exc: ImportError) -> int:
+        """A package of :attr:`needs` that is present but not importable (say, built for another
+        numpy), found at import time or later: one line, 2. Other ImportErrors propagate."""
+        top = (exc.name or "").partition(".")[0]
+        if top not in dict(self.needs):
+            raise exc
+        return self.error(f"cannot import {top} ({exc}): {INSTALL_EXPERIMENTS}")

@@ -71,6 +71,7 @@ class Compare(Subcommand):
     description = DESCRIPTION
     epilog = EPILOG
     needs = SCIENTIFIC_STACK
+    probes = ("numpy", "numpy.random")
 
     def parser_options(self) -> dict:
         # only the flags given appear in the namespace: the defaults live in the config classes
@@ -101,6 +102,8 @@ class Compare(Subcommand):
             code = compare.run(config, resume=getattr(args, "resume", False), command=[PROG, *argv])
         except UsageError as exc:
             code = self.error(str(exc))
+        except ImportError as exc:  # the scientific stack, imported where it is used
+            code = self.import_failed(exc)
         except KeyboardInterrupt:  # before the first run started: nothing to keep
             print(f"\n{PROG} compare: interrupted before any run finished", file=sys.stderr)
             code = 130

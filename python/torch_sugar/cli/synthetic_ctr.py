@@ -27,6 +27,7 @@ class SyntheticCtr(Subcommand):
         "device, numeric features, clicked) as a CSV file, to try `compare --csv` on."
     )
     needs = (("numpy", "numpy"),)
+    probes = ("numpy", "numpy.random")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -64,6 +65,8 @@ class SyntheticCtr(Subcommand):
                 rate = synthetic.write_synthetic_ctr_csv(args.path, args.rows, args.users, args.seed)
         except UsageError as exc:
             return self.error(str(exc).replace("--ctr-", "--"))
+        except ImportError as exc:
+            return self.import_failed(exc)
         print(
             f"{args.path}: {args.rows} impressions, {args.users} users, {synthetic.CTR_ADS} items, "
             f"{rate:.1%} clicks, generator seed {args.seed}; columns: {', '.join(synthetic.CTR_COLUMNS)}"

@@ -12,11 +12,11 @@ import torch
 
 import torch_sugar
 
-from . import data as data_mod
 from . import distributed
 from .activations import parse_activations
-from .config import CompareConfig, DataConfig, RunConfig
+from .config import CompareConfig, RunConfig
 from .errors import UsageError
+from .loading import load_data
 from .models import build_model, describe_model, resolve_norm
 from .report import (
     format_tables,
@@ -35,50 +35,6 @@ def _log(quiet: bool, *lines: str) -> None:
     if not quiet:
         for line in lines:
             print(line, flush=True)
-
-
-def load_data(cfg: DataConfig, batch_size: int) -> data_mod.Data:
-    if cfg.csv is not None:
-        raw = data_mod.load_csv(
-            cfg.csv,
-            cfg.target,
-            cfg.group,
-            cfg.ignore,
-            cfg.categorical,
-            cfg.na_values,
-            cfg.fill,
-            cfg.max_classes,
-        )
-    elif cfg.parquet is not None and cfg.stream:
-        from .stream import load_stream
-
-        return load_stream(cfg, batch_size)
-    elif cfg.parquet is not None:
-        raw = data_mod.load_parquet(
-            cfg.parquet,
-            cfg.target,
-            cfg.group,
-            cfg.ignore,
-            cfg.categorical,
-            cfg.na_values,
-            cfg.fill,
-            cfg.max_classes,
-        )
-    elif cfg.images is not None:
-        raw = data_mod.load_image_folder(cfg.images, cfg.image_size, cfg.grayscale)
-    elif cfg.cifar is not None:
-        raw = data_mod.load_cifar(cfg.cifar, cfg.cifar_labels)
-    else:
-        raw = data_mod.load_builtin(cfg.dataset, cfg.ctr_rows, cfg.ctr_users, cfg.data_seed)
-    return data_mod.prepare(
-        raw,
-        cfg.val_fraction,
-        cfg.test_fraction,
-        cfg.data_seed,
-        cfg.limit,
-        cfg.hash_buckets,
-        cfg.embedding_dim,
-    )
 
 
 def set_determinism(device: str, threads: int) -> None:
@@ -188,7 +144,7 @@ def _make_dirs(out_dir: str, run_cfg: RunConfig) -> None:
 def _set_up(config: CompareConfig, cfg, ctx):
     """The data, the model factory and its description, the output folders: (data, factory,
     model_text, norm, out_dir). Raises UsageError on bad input."""
-    data = load_data(config.data, cfg.batch_size)
+    data = load_data(config.data)
     if data.n_classes != 2:
         for flag, value in (
             ("--pos-weight", cfg.pos_weight),
@@ -231,10 +187,6 @@ def _run(config: CompareConfig, command: Optional[List[str]]) -> int:
     check_device(run_cfg.device, specs)
     n_jobs = run_cfg.jobs
     ctx = distributed.from_environment(run_cfg.device)
-    if n_jobs > 1 and config.data.stream:
-        raise UsageError(
-            "--jobs: not with --stream yet (the training stream stays in one process); leave --jobs out"
-        )
     if ctx.active and n_jobs > 1:
         raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
     if not ctx.main:  # torchrun: only rank 0 prints and writes

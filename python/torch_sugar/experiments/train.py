@@ -15,7 +15,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -104,22 +104,6 @@ def class_weights(data: Data, pos_weight: Optional[str]) -> Optional[torch.Tenso
     else:
         w = float(pos_weight)
     return torch.tensor([1.0, w], dtype=torch.float32)
-
-
-def epoch_batches(
-    train, batch_size: int, order_gen: torch.Generator
-) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of training batches (x, y): a random permutation of the rows drawn from
-    ``order_gen``, or, for a streamed split (``--stream``), its own shuffled stream seeded from
-    ``order_gen``."""
-    if hasattr(train, "batches"):
-        yield from train.batches(batch_size, order_gen)
-        return
-    n = len(train)
-    perm = torch.randperm(n, generator=order_gen)
-    for b in range(math.ceil(n / batch_size)):
-        idx = perm[b * batch_size : (b + 1) * batch_size]
-        yield train.x[idx], train.y[idx]
 
 
 @torch.no_grad()
@@ -263,7 +247,7 @@ def train_one(
         total, count = 0.0, 0
         start = time.perf_counter()
         diverged = False
-        for xb, yb in epoch_batches(data.train, cfg.batch_size, order_gen):
+        for xb, yb in data.train.batches(cfg.batch_size, order_gen):
             rows = len(yb)
             if (uses_bn and rows < 2 * ctx.world) or rows < ctx.world:
                 # batch norm cannot train on one row; under torchrun every rank needs a row
