@@ -375,7 +375,7 @@ def test_same_seed_same_numbers(tmp_path, capsys):
 
 
 def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
-    real = compare_mod.train_one
+    real = compare_mod.run_task
     calls = []
 
     def interrupted_on_third(*args, **kwargs):
@@ -384,7 +384,7 @@ def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compare_mod, "train_one", interrupted_on_third)
+    monkeypatch.setattr(compare_mod, "run_task", interrupted_on_third)
     out = tmp_path / "out"
     code, stdout, err = run_cli(["compare", "--out", str(out), "--quiet"] + FAST, capsys)
     assert code == 130

@@ -16,7 +16,7 @@ pa_csv = pytest.importorskip("pyarrow.csv")
 from test_compare import load, load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
 
-from torch_sugar.experiments import synthetic  # noqa: E402
+from torch_sugar.experiments import sources, synthetic  # noqa: E402
 from torch_sugar.experiments.split import hash_parts  # noqa: E402
 
 FLAGS = [
@@ -99,9 +99,16 @@ def test_scan_matches_numpy_on_the_whole_table(parts):
     np.testing.assert_allclose(data.example_rows().numpy(), rows[:2], rtol=1e-5, atol=1e-6)
 
 
-def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts):
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts, source, monkeypatch):
+    """Parquet: 9 row groups in 2 files; CSV: blocks of 500 rows, so that the block order is shuffled too."""
     path, table = parts
-    data = load_streamed(path)
+    monkeypatch.setattr(sources, "CSV_BATCH_ROWS", 500)
+    if source == "csv":
+        data = load(["--csv", os.path.join(os.path.dirname(path), "c.csv")] + FLAGS)
+        assert data.train.stream.source.batch_count() == 6
+    else:
+        data = load_streamed(path)
     *_, rows, y = reference(table)
     gen = torch.Generator().manual_seed(0)
     epochs = []

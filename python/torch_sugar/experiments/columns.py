@@ -244,7 +244,7 @@ def _text_categories(
     undecided, found = list(names), set()
     if not undecided:
         return found
-    for batch in batches(undecided):
+    for batch in batches(list(names)):
         for name in list(undecided):
             values = batch.columns[name]
             present = values[(values != "") & ~np.isin(values, na)]

@@ -1,11 +1,15 @@
 """``torch-sugar compare``: every activation x every seed on one data set, then the tables,
-results.json/results.csv and plots. :func:`run` takes the typed :class:`~.config.CompareConfig`."""
+results.json/results.csv and plots. :func:`run` takes the typed :class:`~.config.CompareConfig`.
+
+The runs are :class:`~.tasks.Task` objects run by :func:`~.tasks.run_task`, one after the other
+or in ``--jobs`` worker processes (:mod:`.parallel`); under torchrun every rank runs every task
+together (:mod:`.distributed`). ``--resume`` keeps the finished runs of an interrupted comparison
+(:mod:`.results`)."""
 
 import datetime
 import os
 import sys
-import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import List, Optional
 
 import torch
@@ -13,22 +17,17 @@ import torch
 import torch_sugar
 
 from . import distributed
-from .activations import parse_activations
+from .activations import ActivationSpec, parse_activations
 from .config import CompareConfig, RunConfig
+from .data import Data
 from .errors import UsageError
 from .loading import load_data
 from .models import build_model, describe_model, resolve_norm
-from .report import (
-    format_tables,
-    plot_results,
-    safe_name,
-    summarize,
-    write_csv,
-    write_json,
-    write_predictions,
-)
-from .train import TrainConfig, train_one
-from .user_model import model_factory, save_model, write_preprocessing
+from .parallel import run_parallel
+from .report import format_tables, plot_results, safe_name
+from .results import ResultsFile, previous_runs
+from .saved_models import write_preprocessing
+from .tasks import ModelTasks, Task, TaskResult, make_tasks, run_task, set_determinism
 
 
 def _log(quiet: bool, *lines: str) -> None:
@@ -37,17 +36,7 @@ def _log(quiet: bool, *lines: str) -> None:
             print(line, flush=True)
 
 
-def set_determinism(device: str, threads: int) -> None:
-    """Same seed, same numbers on the CPU: fixed thread count, deterministic kernels."""
-    torch.set_num_threads(threads)
-    if device == "cuda":
-        # cuBLAS needs this before its first use to pick deterministic reductions
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def check_device(device: str, specs) -> None:
+def check_device(device: str, specs: List[ActivationSpec]) -> None:
     if device != "cuda":
         return
     if not torch.cuda.is_available():
@@ -60,32 +49,6 @@ def check_device(device: str, specs) -> None:
             "--device cuda: this torch-sugar build has no CUDA kernels for sugar::relu "
             "(built with SUGAR_CUDA=0); rebuild with CUDA or use --device cpu"
         )
-
-
-def train_config(config: CompareConfig) -> TrainConfig:
-    m, t = config.model, config.training
-    return TrainConfig(
-        model=m.model,
-        hidden=tuple(m.hidden),
-        width=m.width,
-        dropout=m.dropout,
-        norm=m.norm,
-        init=m.init,
-        epochs=t.epochs,
-        lr=t.lr,
-        optimizer=t.optimizer,
-        momentum=t.momentum,
-        weight_decay=t.weight_decay,
-        schedule=t.schedule,
-        batch_size=t.batch_size,
-        eval_batch_size=t.eval_batch_size,
-        clip_grad=t.clip_grad,
-        augment=t.augment,
-        device=config.run.device,
-        select_by=t.select_by,
-        patience=t.patience,
-        pos_weight=t.pos_weight,
-    )
 
 
 def _progress_bar(quiet: bool, total: int, desc: str):
@@ -109,8 +72,38 @@ def _progress_bar(quiet: bool, total: int, desc: str):
     )
 
 
+@dataclass
+class Comparison:
+    """A comparison set up in this process: its config, the activations, the data, the task kind
+    and the tasks (in the serial order), the output folder."""
+
+    config: CompareConfig
+    ctx: distributed.Context
+    specs: List[ActivationSpec]
+    baseline: Optional[str]
+    data: Data
+    kind: ModelTasks
+    model_text: str
+    out_dir: str
+    tasks: List[Task]
+
+    @property
+    def labels(self) -> List[str]:
+        return [s.label for s in self.specs]
+
+    @property
+    def title(self) -> str:
+        t, seeds = self.config.training, self.config.comparison.seeds
+        return (
+            f"{self.data.name}: {self.model_text}, {t.optimizer} lr {t.lr:g}, {t.epochs} epochs, "
+            f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+        )
+
+
 def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]] = None) -> int:
-    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C).
+    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C). ``resume``: keep the
+    finished runs of the results.json in the output folder (``--resume``); ``command``: the
+    command line, for results.json.
 
     Torch's thread count and deterministic-algorithms setting are set for the run and put back
     afterwards, so calling this from other Python code leaves the process as it was."""
@@ -120,11 +113,24 @@ def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
     try:
-        return _run(config, command)
+        return _compare(config, resume, command)
     finally:
         distributed.leave()  # torchrun: wait for the other ranks, then leave the group
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _activations(config: CompareConfig):
+    """The parsed --activations and the baseline (None with one activation)."""
+    comparison = config.comparison
+    specs = parse_activations(comparison.activations, comparison.negative_only)
+    labels = [s.label for s in specs]
+    baseline = comparison.baseline
+    if baseline is not None and baseline not in labels:
+        raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
+    if baseline is None:
+        baseline = "relu" if "relu" in labels else labels[0]
+    return specs, (None if len(labels) == 1 else baseline)
 
 
 def _make_dirs(out_dir: str, run_cfg: RunConfig) -> None:
@@ -141,208 +147,172 @@ def _make_dirs(out_dir: str, run_cfg: RunConfig) -> None:
             raise UsageError(f"--save-models: cannot create {run_cfg.save_models}: {exc.strerror}") from None
 
 
-def _set_up(config: CompareConfig, cfg, ctx):
-    """The data, the model factory and its description, the output folders: (data, factory,
-    model_text, norm, out_dir). Raises UsageError on bad input."""
+def set_up(config: CompareConfig, specs, baseline, ctx: distributed.Context) -> Comparison:
+    """The data, the task kind and its model's description, the output folders. Raises UsageError
+    on bad input."""
     data = load_data(config.data)
+    training, model_cfg, run_cfg = config.training, config.model, config.run
     if data.n_classes != 2:
         for flag, value in (
-            ("--pos-weight", cfg.pos_weight),
-            ("--select-by auc", cfg.select_by == "auc" or None),
+            ("--pos-weight", training.pos_weight),
+            ("--select-by auc", training.select_by == "auc"),
         ):
-            if value is not None:
+            if value:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
-    factory = None
-    model_fn = config.model.model_fn
-    if model_fn is not None:
-        factory, probe = model_factory(model_fn, data.spec, data.n_classes, data.example_rows())
+    kind = ModelTasks(data, model_cfg, training, run_cfg.device, run_cfg.threads, run_cfg.save_models)
+    _, probe = kind.factory()
+    if probe is not None:
         params = sum(p.numel() for p in probe.parameters())
-        model_text = f"{model_fn} ({type(probe).__name__}, {params:,} parameters)"
+        model_text = f"{model_cfg.model_fn} ({type(probe).__name__}, {params:,} parameters)"
     else:
-        probe = build_model(
-            cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width, cfg.dropout, cfg.norm, cfg.init
-        )
-        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
-    norm = resolve_norm(cfg.model, cfg.norm)
-    del probe
-
-    out_dir = config.run.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+        m = model_cfg
+        probe = build_model(m.model, data.spec, data.n_classes, m.hidden, m.width, m.dropout, m.norm, m.init)
+        model_text = describe_model(m.model, probe, m.hidden, m.width)
+    out_dir = run_cfg.out or os.path.join("results", f"compare-{safe_name(data.name)}")
     if ctx.main:
-        _make_dirs(out_dir, config.run)
-    return data, factory, model_text, norm, out_dir
+        _make_dirs(out_dir, run_cfg)
+    tasks = make_tasks(specs, config.comparison.seeds)
+    return Comparison(config, ctx, specs, baseline, data, kind, model_text, out_dir, tasks)
 
 
-def _run(config: CompareConfig, command: Optional[List[str]]) -> int:
-    comparison, run_cfg = config.comparison, config.run
-    specs = parse_activations(comparison.activations, comparison.negative_only)
-    labels = [s.label for s in specs]
-    baseline = comparison.baseline
-    if baseline is not None:
-        if baseline not in labels:
-            raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
-    else:
-        baseline = "relu" if "relu" in labels else labels[0]
-    if len(labels) == 1:
-        baseline = None
-    check_device(run_cfg.device, specs)
-    n_jobs = run_cfg.jobs
-    ctx = distributed.from_environment(run_cfg.device)
-    if ctx.active and n_jobs > 1:
-        raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
-    if not ctx.main:  # torchrun: only rank 0 prints and writes
-        run_cfg = replace(run_cfg, quiet=True, no_plots=True, save_predictions=False, save_models=None)
-        config = replace(config, run=run_cfg)
-    set_determinism(run_cfg.device, run_cfg.threads)
-    cfg = train_config(config)
-    seeds = comparison.seeds
-
-    error = None
-    try:
-        data, factory, model_text, norm, out_dir = _set_up(config, cfg, ctx)
-    except UsageError as exc:
-        error = str(exc)
-    distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
-    json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
-
-    d = data.describe()
-    title = (
-        f"{data.name}: {model_text}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs, "
-        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
-    )
+def header(c: Comparison, jobs: int) -> List[str]:
+    """The lines printed before the runs: the data, the model, the training, the activations."""
+    config, data, d = c.config, c.data, c.data.describe()
+    m, t, run_cfg = config.model, config.training, config.run
     group_text = f", groups by {data.group_name!r}" if data.group_name else ""
-    _log(
-        run_cfg.quiet,
-        f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
-        f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
-        *(f"  {note}" for note in data.notes),
-        f"  model: {model_text}"
-        + (
-            ""
-            if factory is not None
-            else f", {cfg.init} init, "
-            + ("batch norm" if norm == "batch" else "no norm layers")
-            + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
-        ),
-        f"  training: {cfg.optimizer} lr {cfg.lr:g}"
-        + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
-        + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
-        f"{cfg.device}, {run_cfg.threads} thread{'s' if run_cfg.threads > 1 else ''}"
-        + (f" in each of {min(n_jobs, len(seeds) * len(specs))} worker processes" if n_jobs > 1 else ""),
-        *(
-            [
-                f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
-                f"{cfg.batch_size} rows split between them"
-            ]
-            if ctx.active
-            else []
-        ),
-        f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
-        + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
-        + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
-        f"  seeds: {', '.join(map(str, seeds))}",
-        *(f"  {s.label:<14} {s.describe()}" for s in specs),
-        "",
+    model = f"  model: {c.model_text}"
+    if m.model_fn is None:
+        norm = "batch norm" if resolve_norm(m.model, m.norm) == "batch" else "no norm layers"
+        model += f", {m.init} init, {norm}" + (f", dropout {m.dropout:g}" if m.dropout else "")
+    training = (
+        f"  training: {t.optimizer} lr {t.lr:g}"
+        + (f" momentum {t.momentum:g}" if t.optimizer == "sgd" else "")
+        + f", batch {t.batch_size}, {t.epochs} epochs, {t.schedule} schedule, {run_cfg.device}, "
+        f"{run_cfg.threads} thread{'s' if run_cfg.threads > 1 else ''}"
+        + (f" in each of {jobs} worker processes" if jobs > 1 else "")
     )
+    ddp = (
+        [
+            f"  torchrun: DistributedDataParallel over {c.ctx.world} ranks, each global batch of "
+            f"{t.batch_size} rows split between them"
+        ]
+        if c.ctx.active
+        else []
+    )
+    selection = (
+        f"  selection: the epoch with the best validation {'AUC' if t.select_by == 'auc' else 'loss'}"
+        + (f", early stopping after {t.patience} epochs without improvement" if t.patience else "")
+        + ("" if t.pos_weight is None else f"; positive class weight {t.pos_weight}")
+    )
+    return [
+        f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / {d['n_test']} test "
+        f"rows, {data.n_classes} classes{group_text}",
+        *(f"  {note}" for note in data.notes),
+        model,
+        training,
+        *ddp,
+        selection,
+        f"  seeds: {', '.join(map(str, config.comparison.seeds))}",
+        *(f"  {s.label:<14} {s.describe()}" for s in c.specs),
+    ]
 
-    payload = {
+
+def _payload(c: Comparison, command: Optional[List[str]]) -> dict:
+    return {
         "tool": "torch-sugar compare",
         "version": torch_sugar.__version__,
         "torch": torch.__version__,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": None if command is None else " ".join(command),
-        "config": config.as_dict(),
-        "world_size": ctx.world,
-        "data": d,
-        "input_spec": data.spec.as_dict(),
-        "model": model_text,
-        "activations": {s.label: s.describe() for s in specs},
+        "config": c.config.as_dict(),
+        "world_size": c.ctx.world,
+        "data": c.data.describe(),
+        "input_spec": c.data.spec.as_dict(),
+        "model": c.model_text,
+        "activations": {s.label: s.describe() for s in c.specs},
         "complete": False,
         "interrupted": False,
         "runs": [],
         "summary": None,
     }
-    runs: List[dict] = payload["runs"]
-    rows_per_run = len(data.train) * cfg.epochs  # what a run's progress bar counts
-    total = len(seeds) * len(specs)
-    started = time.perf_counter()
 
-    def save() -> None:
-        if not ctx.main:
-            return
-        payload["summary"] = summarize(runs, labels, baseline)
-        payload["wall_seconds"] = time.perf_counter() - started
-        write_json(json_path, payload)
-        write_csv(csv_path, runs)
 
-    if run_cfg.save_models is not None:
-        payload["preprocessing"] = write_preprocessing(
-            run_cfg.save_models, data.preprocessing, data.spec, model_text, labels
+def _resume(c: Comparison, results: ResultsFile) -> List[str]:
+    """``--resume``: keeps the finished runs of the output folder's results.json (rank 0 reads it;
+    every rank skips the same tasks). Returns the lines to log."""
+    error, kept, previous = None, {}, {}
+    if c.ctx.main:
+        try:
+            kept, previous = previous_runs(results.json_path, c.config, results.payload, c.tasks)
+        except UsageError as exc:
+            error = str(exc)
+    distributed.agree(c.ctx, error)
+    kept = distributed.share(c.ctx, kept)
+    if not kept:
+        return [f"  --resume: no finished run in {results.json_path} yet; running all {len(c.tasks)}"]
+    results.keep(kept, previous)
+    return [
+        f"  --resume: kept the {len(kept)} finished run(s) of {results.json_path}; {len(c.tasks) - len(kept)} left"
+    ]
+
+
+def _run_tasks(c: Comparison, todo: List[Task], results: ResultsFile, jobs: int) -> None:
+    """The tasks left, one after the other or in ``jobs`` worker processes; each finished run is
+    written at once (and its predictions, with --save-predictions)."""
+    quiet, per_task = c.config.run.quiet, c.kind.progress_total
+
+    def finish(result: TaskResult) -> None:
+        if c.config.run.save_predictions and result.predictions is not None:
+            stem = c.tasks[result.index].stem
+            c.kind.write_predictions(os.path.join(c.out_dir, "predictions", f"{stem}.csv"), result)
+        results.add(result)
+
+    if jobs > 1:
+        bar = _progress_bar(quiet, per_task * len(todo), f"{len(todo)} runs in {jobs} processes")
+        try:
+            run_parallel(jobs, c.kind, todo, bar, finish)
+        finally:
+            if bar is not None:
+                bar.close()
+        return
+    c.kind.prepare_process()
+    for task in todo:
+        bar = _progress_bar(
+            quiet, per_task, f"[{task.index + 1}/{len(c.tasks)}] {task.label} seed {task.seed}"
         )
-    tasks = [(spec, seed) for seed in seeds for spec in specs]  # the serial order
-    finished: dict = {}
+        try:
+            result = run_task(c.kind, task, bar, c.ctx)
+        finally:
+            if bar is not None:
+                bar.close()
+        finish(result)
 
-    def finish(index: int, record: dict, log_probs) -> None:
-        """A run is done: keep it (runs stay in the serial order) and write the results."""
-        spec, seed = tasks[index]
-        finished[index] = record
-        runs[:] = [finished[i] for i in sorted(finished)]
-        if run_cfg.save_predictions and log_probs is not None:
-            write_predictions(
-                os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
-                data.test.rows,
-                data.test.groups,
-                data.test.y.numpy(),
-                log_probs,
-                data.class_names,
-            )
-        save()
 
-    jobs = min(n_jobs, total)
-    try:
-        if jobs > 1:
-            from .parallel import run_parallel
-
-            bar = _progress_bar(run_cfg.quiet, rows_per_run * total, f"{total} runs in {jobs} processes")
-            try:
-                run_parallel(jobs, tasks, config, data, cfg, bar, rows_per_run, finish)
-            finally:
-                if bar is not None:
-                    bar.close()
-        for index, (spec, seed) in enumerate(tasks if jobs == 1 else []):
-            bar = _progress_bar(
-                run_cfg.quiet, rows_per_run, f"[{index + 1}/{total}] {spec.label} seed {seed}"
-            )
-            try:
-                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory, ctx=ctx)
-            finally:
-                if bar is not None:
-                    bar.close()
-            if run_cfg.save_models is not None and record["status"] == "done":
-                record["saved"] = save_model(
-                    model, run_cfg.save_models, f"{safe_name(spec.label)}-seed{seed}", data.example_rows()
-                )
-            finish(index, record, log_probs)
-    except KeyboardInterrupt:
-        payload["interrupted"] = True
-        save()
-        if not ctx.main:
-            return 130
-        plots = [] if run_cfg.no_plots or not runs else plot_results(out_dir, runs, labels, title)
-        print(
-            f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
-            f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""),
-            file=sys.stderr,
-        )
+def _interrupted(c: Comparison, results: ResultsFile) -> int:
+    results.save(interrupted=True)
+    if not c.ctx.main:
         return 130
+    runs, run_cfg = results.runs, c.config.run
+    plots = [] if run_cfg.no_plots or not runs else plot_results(c.out_dir, runs, c.labels, c.title)
+    print(
+        f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {len(c.tasks)} in "
+        f"{results.json_path}"
+        + (f" and {len(plots)} plot(s)" if plots else "")
+        + "; the same command with --resume runs the rest",
+        file=sys.stderr,
+    )
+    return 130
 
-    payload["complete"] = True
-    save()
-    if not ctx.main:
+
+def _report(c: Comparison, results: ResultsFile) -> int:
+    results.save(complete=True)
+    if not c.ctx.main:
         return 0
-    print(f"{title}, test set of {d['n_test']} rows\n")
-    print(format_tables(payload["summary"], runs, len(seeds)))
-    plots = [] if run_cfg.no_plots else plot_results(out_dir, runs, labels, title)
-    print(f"\nresults: {json_path}, {csv_path}")
+    run_cfg, runs = c.config.run, results.runs
+    print(f"{c.title}, test set of {len(c.data.test)} rows\n")
+    print(format_tables(results.payload["summary"], runs, len(c.config.comparison.seeds)))
+    plots = [] if run_cfg.no_plots else plot_results(c.out_dir, runs, c.labels, c.title)
+    print(f"\nresults: {results.json_path}, {results.csv_path}")
     if run_cfg.save_models is not None:
         print(f"models:  {run_cfg.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
     if plots:
@@ -350,3 +320,35 @@ def _run(config: CompareConfig, command: Optional[List[str]]) -> int:
     elif not run_cfg.no_plots:
         print("plots:   skipped (matplotlib is not installed)")
     return 0
+
+
+def _compare(config: CompareConfig, resume: bool, command: Optional[List[str]]) -> int:
+    specs, baseline = _activations(config)
+    check_device(config.run.device, specs)
+    ctx = distributed.from_environment(config.run.device)
+    if ctx.active and config.run.jobs > 1:
+        raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
+    if not ctx.main:  # torchrun: only rank 0 prints and writes
+        quiet = replace(config.run, quiet=True, no_plots=True, save_predictions=False, save_models=None)
+        config = replace(config, run=quiet)
+    set_determinism(config.run.device, config.run.threads)
+    error = None
+    try:
+        c = set_up(config, specs, baseline, ctx)
+    except UsageError as exc:
+        error = str(exc)
+    distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
+    results = ResultsFile(c.out_dir, _payload(c, command), c.labels, baseline, writes=ctx.main)
+    notes = _resume(c, results) if resume else []
+    todo = [t for t in c.tasks if t.index not in results.records]
+    jobs = min(config.run.jobs, len(todo))
+    _log(config.run.quiet, *header(c, jobs), *notes, "")
+    if config.run.save_models is not None:
+        results.payload["preprocessing"] = write_preprocessing(
+            config.run.save_models, c.data.preprocessing, c.data.spec, c.model_text, c.labels
+        )
+    try:
+        _run_tasks(c, todo, results, jobs)
+    except KeyboardInterrupt:
+        return _interrupted(c, results)
+    return _report(c, results)

@@ -96,7 +96,7 @@ class CsvSource(TableSource):
     fields as the header. Batches are blocks of :data:`CSV_BATCH_ROWS` rows; the first full pass
     records where each starts, so that a block can then be read on its own."""
 
-    dialect: object = csv.excel
+    dialect: Dict[str, object] = field(default_factory=dict)  # csv.reader's format parameters
     start: _Block = field(default_factory=lambda: _Block(0, 0, 0))
     blocks: Optional[List[_Block]] = None
 
@@ -118,11 +118,12 @@ class CsvSource(TableSource):
 
     def _read_blocks(self, start: _Block, columns: Sequence[str], one: bool) -> Iterator[RowBatch]:
         """Blocks of rows from ``start``: every one to the end of the file, or ``one``."""
+        columns = list(columns)
         wanted = [self.header.index(c) for c in columns]
         blocks = [start] if self.blocks is None else None
         with _open_text(self.path) as f:
             f.seek(start.position)
-            reader = csv.reader(iter(f.readline, ""), self.dialect)
+            reader = csv.reader(iter(f.readline, ""), **self.dialect)
             rows, first = self._data_rows(reader, start.line), start.first_row
             while True:
                 chunk = self._guarded(lambda: [r for _, r in zip(range(CSV_BATCH_ROWS), rows)])
@@ -159,6 +160,17 @@ class CsvSource(TableSource):
         return f"{self.batch_count()} block(s) of up to {CSV_BATCH_ROWS} rows"
 
 
+_DIALECT = (
+    "delimiter",
+    "doublequote",
+    "escapechar",
+    "lineterminator",
+    "quotechar",
+    "quoting",
+    "skipinitialspace",
+)
+
+
 def _open_text(path: str):
     try:
         return open(path, newline="", encoding="utf-8-sig")
@@ -188,10 +200,12 @@ def open_csv(path: str) -> CsvSource:
         sample = _guarded(path, lambda: f.read(65536))
         f.seek(0)
         try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+            sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t")
         except csv.Error:
-            dialect = csv.excel
-        reader = csv.reader(iter(f.readline, ""), dialect)
+            sniffed = csv.excel
+        # the format as plain values: the sniffed class is local, and the source travels to workers
+        dialect = {k: getattr(sniffed, k) for k in _DIALECT}
+        reader = csv.reader(iter(f.readline, ""), **dialect)
         header = _guarded(path, lambda: next(reader, None))
         if not header:
             raise UsageError(f"--csv: {path} is empty (a header row is needed)")
