@@ -374,9 +374,9 @@ def test_same_seed_same_numbers(tmp_path, capsys):
     assert len(starts) == 1
 
 
-def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
-    real = compare_mod.run_task
-    calls = []
+def interrupt_third_run(monkeypatch):
+    """Ctrl-C as the third run starts (compare's run_task raises KeyboardInterrupt)."""
+    real, calls = compare_mod.run_task, []
 
     def interrupted_on_third(*args, **kwargs):
         calls.append(1)
@@ -385,6 +385,10 @@ def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(compare_mod, "run_task", interrupted_on_third)
+
+
+def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
+    interrupt_third_run(monkeypatch)
     out = tmp_path / "out"
     code, stdout, err = run_cli(["compare", "--out", str(out), "--quiet"] + FAST, capsys)
     assert code == 130

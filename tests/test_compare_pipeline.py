@@ -108,8 +108,8 @@ def test_memory_and_stream_give_the_same_preprocessing_and_rows_with_split_hash(
     the streamed numbers still equal the in-memory ones bit for bit."""
     monkeypatch.setattr(preprocess, "STATS_BLOCK_ROWS", 900)
     monkeypatch.setattr(sources, "CSV_BATCH_ROWS", 1000)
-    flags = clicks[source] + ["--target", "clicked", "--group", "user", "--categorical", "user,item"]
-    flags += ["--fill", "mean", "--na-values", "ad3", "--ignore", "hour_cos", "--split", "hash"]
+    flags = clicks[source] + "--target clicked --group user --categorical user,item --fill mean".split()
+    flags += "--na-values ad3 --ignore hour_cos --split hash".split()
     memory = load(flags)
     streamed = load(flags + ["--stream", "--eval-rows", "4000"])
     assert streamed.train.stream.source.batch_count() == (4 if source == "csv" else 8)
@@ -164,28 +164,9 @@ def test_numeric_statistics_do_not_depend_on_batching(monkeypatch):
 def test_csv_stream_with_jobs_gives_the_serial_numbers(clicks, tmp_path, capsys):
     """--stream reads a CSV file too, and --jobs 2 workers each read the stream themselves: the
     numbers of --jobs 1."""
-    flags = clicks["csv"] + [
-        "--target",
-        "clicked",
-        "--group",
-        "user",
-        "--categorical",
-        "user,item",
-        "--stream",
-    ]
-    flags += [
-        "--hidden",
-        "8",
-        "--epochs",
-        "2",
-        "--seeds",
-        "2",
-        "--activations",
-        "relu,bsilu",
-        "--shuffle-buffer",
-        "500",
-    ]
-    flags += ["--quiet", "--no-plots", "--threads", "1"]
+    flags = clicks["csv"] + "--target clicked --group user --categorical user,item --stream".split()
+    flags += "--hidden 8 --epochs 2 --seeds 2 --activations relu,bsilu --shuffle-buffer 500".split()
+    flags += "--quiet --no-plots --threads 1".split()
     results = []
     for jobs in ("1", "2"):
         code, _, err = run_cli(["compare"] + flags + ["--jobs", jobs, "--out", str(tmp_path / jobs)], capsys)

@@ -6,12 +6,11 @@ import json
 import os
 
 import pytest
-from test_compare import load_results, run_cli
+from test_compare import interrupt_third_run, load_results, run_cli
 from test_compare_errors import assert_one_line_error
 from test_compare_jobs import without_timings
 
 from torch_sugar.cli.compare import parse_config
-from torch_sugar.experiments import compare as compare_mod
 from torch_sugar.experiments.config import FIELDS, SECTIONS, CompareConfig, differences
 
 TINY = ["--dataset", "breast_cancer", "--hidden", "8,8", "--epochs", "2", "--seeds", "2"]
@@ -107,31 +106,13 @@ def test_config_results_json_recreates_the_run(tmp_path, capsys):
         lines.append(f"u{i % 40},{city},{amount},{i % 5},{int((i * 7) % 50 > 22) ^ (i % 9 == 0)}")
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
     first = tmp_path / "first"
-    argv = ["compare", "--csv", str(tmp_path / "t.csv"), "--target", "y", "--categorical", "user"]
-    argv += [
-        "--ignore",
-        "noise",
-        "--na-values",
-        "?",
-        "--fill",
-        "mean",
-        "--hash-buckets",
-        "16",
-        "--split",
-        "hash",
-    ]
-    argv += [
-        "--hidden",
-        "8",
-        "--epochs",
-        "2",
-        "--seeds",
-        "2",
-        "--activations",
-        "relu,nelu:0.05",
-        "--lr",
-        "0.003",
-    ]
+    argv = [
+        "compare",
+        "--csv",
+        str(tmp_path / "t.csv"),
+    ] + "--target y --categorical user --ignore noise".split()
+    argv += "--na-values ? --fill mean --hash-buckets 16 --split hash --hidden 8 --epochs 2 --seeds 2".split()
+    argv += "--activations relu,nelu:0.05 --lr 0.003".split()
     code, _, err = run_cli(argv + ["--quiet", "--no-plots", "--out", str(first)], capsys)
     assert code == 0, err
     stored = load_results(first)
@@ -164,20 +145,12 @@ def test_resume_after_ctrl_c_gives_the_uninterrupted_results(tmp_path, capsys, m
     assert code == 0, err
 
     out = tmp_path / "out"
-    real, calls = compare_mod.run_task, []
-
-    def interrupted_on_third(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(compare_mod, "run_task", interrupted_on_third)
+    interrupt_third_run(monkeypatch)
     code, _, err = run_cli(["compare", *TINY, "--save-predictions", "--out", str(out)], capsys)
     assert code == 130 and "the same command with --resume runs the rest" in err
     finished = load_results(out)["runs"]
     assert [(r["activation"], r["seed"]) for r in finished] == [("relu", 0), ("bsilu", 0)]
-    monkeypatch.setattr(compare_mod, "run_task", real)
+    monkeypatch.undo()
 
     # the rest in two worker processes (--jobs does not change the numbers, so it may differ)
     code, stdout, err = run_cli(

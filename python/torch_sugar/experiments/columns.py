@@ -65,17 +65,20 @@ class TableRows:
         )
 
 
+def _number_cell(v: float) -> str:
+    if math.isnan(v):
+        return ""
+    return str(int(v)) if math.isfinite(v) and v == int(v) and abs(v) < 2.0**53 else repr(v)
+
+
 def number_text(values: np.ndarray) -> np.ndarray:
     """A typed numeric column as text cells: integers without a decimal point, other numbers as
-    ``repr``, "" where missing (NaN)."""
-    out = np.full(len(values), "", dtype=object)
-    finite = np.isfinite(values)
-    whole = finite & (values == np.round(values)) & (np.abs(values) < 2.0**53)
-    out[whole] = values[whole].astype(np.int64).astype(str).astype(object)
-    rest = finite & ~whole
-    out[rest] = [repr(float(v)) for v in values[rest]]
-    out[np.isinf(values)] = [repr(float(v)) for v in values[np.isinf(values)]]
-    return out
+    ``repr``, "" where missing (NaN). (Each distinct value is formatted once.)"""
+    if not len(values):
+        return np.zeros(0, object)
+    distinct, inverse = np.unique(values, return_inverse=True)
+    text = np.array([_number_cell(v) for v in distinct.tolist()], dtype=object)
+    return text[inverse.reshape(-1)]
 
 
 def _all_numbers(text: np.ndarray) -> bool:

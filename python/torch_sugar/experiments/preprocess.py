@@ -198,19 +198,23 @@ def fit_categorical(
     }
 
 
-def encode_categorical(values: Sequence[str], encoding: dict) -> np.ndarray:
+def encode_categorical(
+    values: Sequence[str], encoding: dict, lookup: Optional[Dict[str, int]] = None
+) -> np.ndarray:
     """Category indices of raw text values with one column's encoding (an entry of
-    preprocessing.json's ``categorical``)."""
-    values = np.asarray(values, dtype=object)
+    preprocessing.json's ``categorical``); ``lookup``: :func:`vocabulary_lookup` of it, if made
+    already."""
+    values = np.asarray(values, dtype=object).tolist()
     if "hash_buckets" in encoding:
         n = encoding["hash_buckets"]
         return np.array([zlib.crc32(str(v).encode("utf-8")) % n for v in values], dtype=np.int64)
-    vocabulary = np.asarray(encoding["vocabulary"], dtype=str)
-    if len(vocabulary) == 0 or len(values) == 0:
-        return np.zeros(len(values), np.int64)
-    text = values.astype(str)
-    at = np.minimum(np.searchsorted(vocabulary, text), len(vocabulary) - 1)
-    return np.where(vocabulary[at] == text, at + 1, 0).astype(np.int64)
+    get = (lookup if lookup is not None else vocabulary_lookup(encoding)).get
+    return np.array([get(v, 0) for v in values], dtype=np.int64)
+
+
+def vocabulary_lookup(encoding: dict) -> Dict[str, int]:
+    """value -> category index of a vocabulary encoding (1 + its position)."""
+    return {v: i + 1 for i, v in enumerate(encoding.get("vocabulary", ()))}
 
 
 # ------------------------------------------------------------------------------- the whole table
@@ -280,8 +284,7 @@ class TablePreprocessor:
     def label_codes(self, labels: np.ndarray) -> np.ndarray:
         classes = self.classes if self.classes is not None else self.class_order()
         lookup = {c: i for i, c in enumerate(classes)}
-        distinct, inverse = np.unique(labels, return_inverse=True)
-        return np.array([lookup[v] for v in distinct.tolist()], dtype=np.int64)[inverse.reshape(-1)]
+        return np.array([lookup[v] for v in labels.tolist()], dtype=np.int64)
 
     def finish(self) -> "TablePreprocessor":
         """The fitted state, once every row was observed and every training row fitted."""
@@ -301,6 +304,7 @@ class TablePreprocessor:
         ]
         self.columns = tuple(c for c, _ in fitted)
         self.encodings = [e for _, e in fitted]
+        self._lookups = [vocabulary_lookup(e) for e in self.encodings]
         self._write_notes(filled)
         return self
 
@@ -340,7 +344,11 @@ class TablePreprocessor:
         xs = (xs - self.mean) / self.std
         if self.encodings:
             idx = np.stack(
-                [encode_categorical(rows.categorical[:, j], e) for j, e in enumerate(self.encodings)], axis=1
+                [
+                    encode_categorical(rows.categorical[:, j], e, lookup)
+                    for j, (e, lookup) in enumerate(zip(self.encodings, self._lookups))
+                ],
+                axis=1,
             )
             xs = np.concatenate([xs, idx.astype(np.float64)], axis=1)
         return np.ascontiguousarray(xs.astype(np.float32))

@@ -290,7 +290,10 @@ class ParquetSource(TableSource):
                 f"--parquet: column {name!r} of {self.path} has type {column.type}, which cannot be read "
                 "as numbers or text; leave it out with --ignore"
             ) from None
-        return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+        # one Python string per distinct value, shared by the rows that hold it
+        codes = text.dictionary_encode()
+        distinct = np.asarray(codes.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+        return distinct[codes.indices.to_numpy(zero_copy_only=False)] if len(text) else np.zeros(0, object)
 
     def describe_batches(self) -> str:
         return f"{len(self.row_groups)} row group(s) of {len(self.files)} file(s)"
