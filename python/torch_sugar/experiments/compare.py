@@ -101,9 +101,10 @@ class Comparison:
 
 
 def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]] = None) -> int:
-    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C). ``resume``: keep the
-    finished runs of the results.json in the output folder (``--resume``); ``command``: the
-    command line, for results.json.
+    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C). ``config`` is checked
+    (:meth:`~.config.CompareConfig.check`: the command line has done so, Python callers need not);
+    ``resume``: keep the finished runs of the results.json in the output folder (``--resume``);
+    ``command``: the command line, for results.json.
 
     Torch's thread count and deterministic-algorithms setting are set for the run and put back
     afterwards, so calling this from other Python code leaves the process as it was."""
@@ -113,7 +114,7 @@ def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
     try:
-        return _compare(config, resume, command)
+        return _compare(config.check(), resume, command)
     finally:
         distributed.leave()  # torchrun: wait for the other ranks, then leave the group
         torch.set_num_threads(saved[0])
