@@ -124,15 +124,22 @@ with torch.no_grad():
     every = package(rows)
     one_by_one = torch.cat([package(rows[i : i + 1]) for i in range(5)])
     seven = package(rows[:7])
+    try:
+        package(rows[:, :-1].contiguous())
+        narrow = "no error"
+    except RuntimeError as exc:
+        narrow = str(exc)
 np.savez(sys.argv[3], every=every.numpy(), one_by_one=one_by_one.numpy(), seven=seven.numpy())
 print("torch_sugar" in sys.modules, hasattr(torch.ops.sugar, "relu"))
+print(narrow.splitlines()[0])
 """
 
 
 @pytest.fixture(scope="module")
 def package_scores(saved):
     """The package's logits of the test rows, computed in a fresh Python that never imports
-    torch_sugar: all rows at once, the first five one at a time, the first seven."""
+    torch_sugar, with the package's input checks on: all rows at once, the first five one at a
+    time, the first seven; and its error for rows one value short."""
     rows_path, scores_path = saved.tmp / "rows.npy", saved.tmp / "scores.npz"
     np.save(rows_path, saved.rows.numpy())
     proc = subprocess.run(
@@ -147,9 +154,13 @@ def package_scores(saved):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "AOTI_RUNTIME_CHECK_INPUTS": "1"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", "False"]  # it ran with no op library at all
+    no_op_library, narrow = proc.stdout.splitlines()
+    assert no_op_library == "False False"  # it ran with no op library at all
+    width = saved.rows.shape[1]
+    assert narrow == f"input_handles[0]: unmatched dim value at 1, expected: {width}, but got: {width - 1}"
     return {k: torch.from_numpy(v) for k, v in np.load(scores_path).items()}
 
 

@@ -80,6 +80,13 @@ def _save_torchscript(model: nn.Module, path: str, example: torch.Tensor) -> dic
     return {"torchscript": path, "torchscript_by": how}
 
 
+#: A package checks its input's dtype, shape and strides only with AOTI_RUNTIME_CHECK_INPUTS=1 in
+#: its environment (without, a wrong width or layout is not caught). Those checks would also
+#: reject batches of 0 and 1 row, sizes export treats as special, though the compiled code scores
+#: them like any other: off.
+_AOTI_CONFIGS = {"aot_inductor.check_lowerbound": False}
+
+
 def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
     """``torch.export`` with a dynamic batch dimension (any number of rows), compiled and packaged
     by AOTInductor for this machine's CPU. Inductor lowers the sugar ops through their
@@ -101,7 +108,9 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
             program = torch.export.export(
                 model, (rows,), dynamic_shapes=({0: torch.export.Dim("batch")},), strict=False
             )
-            torch._inductor.aoti_compile_and_package(program, package_path=path)
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=path, inductor_configs=_AOTI_CONFIGS
+            )
     except Exception as exc:  # a --model-fn model export cannot trace, no C++ compiler, ...
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
         warn(
