@@ -15,6 +15,7 @@ from typing import Callable, Sequence, Tuple
 import torch
 from torch import nn
 
+from .._compat import without_torchscript_deprecation
 from .errors import UsageError
 
 
@@ -96,6 +97,7 @@ def model_factory(
 
 
 # ------------------------------------------------------------------------------ --save-models
+@without_torchscript_deprecation
 def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tensor) -> dict:
     """``<stem>.state_dict.pt`` (``torch.save`` of the state_dict) and ``<stem>.torchscript.pt``
     (``torch.jit.script``, or ``torch.jit.trace`` on ``example`` when the model cannot be
