@@ -41,21 +41,16 @@ using torch::autograd::variable_list;
 // How autograd holds a Node: c10::intrusive_ptr from torch 2.13, std::shared_ptr before (what
 // set_history and the edges take). The one difference between the torch versions this file builds
 // against (README, "Supported torch versions").
+template <typename T>
+auto make_node() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 13)
-template <typename T>
-using NodePtr = c10::intrusive_ptr<T>;
-template <typename T>
-NodePtr<T> make_node() {
   return c10::make_intrusive<T>();
-}
 #else
-template <typename T>
-using NodePtr = std::shared_ptr<T>;
-template <typename T>
-NodePtr<T> make_node() {
   return std::make_shared<T>();
-}
 #endif
+}
+template <typename T>
+using NodePtr = decltype(make_node<T>());
 
 constexpr const char* kThirdOrder =
     "sugar::relu: derivatives of third or higher order are not implemented (first and second "
