@@ -154,7 +154,7 @@ def test_does_not_change_outputs_or_gradients():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no ReLU or SugarReLU modules"):
-        DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()))
+        DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), functional=False)
     with pytest.raises(TypeError, match="must be an nn.Module"):
         DeadUnitMonitor("model")
     monitor = DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), module_types=[nn.Tanh])

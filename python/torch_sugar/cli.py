@@ -1,6 +1,7 @@
 """The ``torch-sugar`` command (also ``python -m torch_sugar``).
 
     torch-sugar compare [flags]   ReLU vs SUGAR on a data set (the main job)
+    torch-sugar run SCRIPT [ARGS] a Python program with SUGAR for every ReLU it computes
     torch-sugar surrogates        the surrogate table
     torch-sugar synthetic-ctr F   write the generated click data (user and item ids) as a CSV file
     torch-sugar info              how this copy was built
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and a tool to compare it with ReLU on your data.",
         epilog="examples:\n  torch-sugar compare            # ReLU vs SUGAR on digits (the demo)\n"
         "  torch-sugar compare --help     # every flag of the experiment\n"
+        "  torch-sugar run train.py ARGS  # your own program, every ReLU SUGAR (run --help)\n"
         "  torch-sugar surrogates         # the surrogate functions and their alphas\n"
         "  torch-sugar info               # build information",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -599,6 +601,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress bars and no header; only the table and the file paths",
     )
 
+    sub.add_parser(  # listed for --help; main() hands `run ...` to _run.main before parsing
+        "run",
+        help="run a Python program with SUGAR for every ReLU it computes (torch-sugar run --help)",
+        add_help=False,
+    )
     sub.add_parser(
         "surrogates",
         help="list the surrogates, their default alphas and ranges",
@@ -770,6 +777,10 @@ def _import_experiments(command: str, module: str):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:  # its own parser: everything after the program is the program's
+        from ._run import main as run_main
+
+        return run_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
