@@ -249,3 +249,31 @@ def test_help_names_run(argv):
     assert proc.returncode == 0 and "run" in proc.stdout
     if argv[0] == "run":
         assert "torchrun" in proc.stdout and "TorchScript" in proc.stdout
+
+
+def test_torchscript_in_the_program_is_named_in_a_warning(tmp_path):
+    script = write(
+        tmp_path / "scripted.py",
+        """
+        import torch
+        a = torch.jit.script(torch.nn.ReLU())
+        b = torch.jit.script(torch.nn.ReLU())
+        print("ran")
+        """,
+    )
+    proc = sh(TORCH_SUGAR + ["run", "--quiet", script])
+    assert proc.returncode == 0 and proc.stdout == "ran\n"
+    assert proc.stderr.count("the program calls torch.jit.script: TorchScript code runs without Python") == 1
+
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "train_digits.py")
+
+
+def test_the_tutorial_example_trains_differently_under_run():
+    argv = [EXAMPLE, "--epochs", "1", "--depth", "4"]
+    plain = sh([sys.executable] + argv, timeout=240)
+    sugar = sh(TORCH_SUGAR + ["run", "--quiet"] + argv, timeout=240)
+    assert plain.returncode == sugar.returncode == 0, (plain.stderr, sugar.stderr)
+    for out in (plain.stdout, sugar.stdout):
+        assert out.startswith("epoch   1  val_loss ") and "dead ReLU units on the validation set: " in out
+    assert plain.stdout != sugar.stdout  # the same seed and data: only the gradients differ

@@ -11,12 +11,14 @@ program; everything after it belongs to the program.
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import multiprocessing.process
 import os
 import random
 import runpy
 import sys
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 PROG = "torch-sugar run"
@@ -156,7 +158,7 @@ def run_program(script: Optional[str], module: Optional[str], program_args: List
     # run_path/run_module set argv[0] to the script or the module's file, as Python does.
     sys.argv[:] = [script or module, *program_args]
     try:
-        with patch(**settings), children_patched(settings):
+        with patch(**settings), children_patched(settings), torchscript_warned():
             if script is not None:
                 runpy.run_path(script, run_name="__main__")
             else:
@@ -204,3 +206,38 @@ def children_patched(settings: dict):
         yield
     finally:
         base.start = original_start
+
+
+@contextlib.contextmanager
+def torchscript_warned():
+    """While active, torch.jit.script and torch.jit.load warn (once each) that the TorchScript code
+    they make runs without Python, so the patch cannot reach its ReLUs. (torch.jit.trace records
+    the calls as the patch rewrites them, SUGAR included: it needs no warning.)"""
+    import torch.jit
+
+    originals = {name: getattr(torch.jit, name) for name in ("script", "load")}
+    warned = set()
+
+    def wrap(name, original):
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            if name not in warned:
+                warned.add(name)
+                warnings.warn(
+                    f"{PROG}: the program calls torch.jit.{name}: TorchScript code runs without Python, so "
+                    "its ReLUs keep the gradients they were scripted with (plain ReLU, or a SugarReLU's own "
+                    "settings), not the patch's",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    for name, original in originals.items():
+        setattr(torch.jit, name, wrap(name, original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(torch.jit, name, original)
