@@ -61,6 +61,7 @@ _C = _load()
 from . import _pt2  # noqa: E402
 from ._ops import build_info, relu, relu_backward, surrogates  # noqa: E402
 from ._patch import patch  # noqa: E402
+from ._report import report  # noqa: E402
 from .modules import SugarReLU, convert, revert  # noqa: E402
 from .monitor import DeadUnitMonitor  # noqa: E402
 
@@ -74,6 +75,7 @@ __all__ = [
     "DeadUnitMonitor",
     "library_path",
     "patch",
+    "report",
     "relu",
     "relu_backward",
     "revert",
