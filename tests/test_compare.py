@@ -26,6 +26,14 @@ def run_cli(argv, capsys):
     return code, out, err
 
 
+def load(argv):
+    """The Data that `torch-sugar compare ARGV` trains on."""
+    from torch_sugar.cli.compare import parse_config
+    from torch_sugar.experiments.loading import load_data
+
+    return load_data(parse_config(list(argv)).data)
+
+
 def load_results(out_dir):
     with open(os.path.join(out_dir, "results.json")) as f:
         return json.load(f)
@@ -366,9 +374,9 @@ def test_same_seed_same_numbers(tmp_path, capsys):
     assert len(starts) == 1
 
 
-def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
-    real = compare_mod.train_one
-    calls = []
+def interrupt_third_run(monkeypatch):
+    """Ctrl-C as the third run starts (compare's run_task raises KeyboardInterrupt)."""
+    real, calls = compare_mod.run_task, []
 
     def interrupted_on_third(*args, **kwargs):
         calls.append(1)
@@ -376,7 +384,11 @@ def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compare_mod, "train_one", interrupted_on_third)
+    monkeypatch.setattr(compare_mod, "run_task", interrupted_on_third)
+
+
+def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
+    interrupt_third_run(monkeypatch)
     out = tmp_path / "out"
     code, stdout, err = run_cli(["compare", "--out", str(out), "--quiet"] + FAST, capsys)
     assert code == 130
@@ -461,3 +473,42 @@ def test_run_leaves_torch_settings_as_they_were(tmp_path, capsys):
     assert code == 0, err
     assert torch.get_num_threads() == threads
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+FUNCTIONAL_MODEL = """
+import torch.nn.functional as F
+from torch import nn
+
+
+class Tutorial(nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(n_in, 16), nn.Linear(16, 16), nn.Linear(16, n_out)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def build(spec, n_outputs):
+    return Tutorial(spec.shape[0], n_outputs)
+"""
+
+
+def test_model_fn_with_functional_relus_gets_sugar(tmp_path, capsys):
+    """A --model-fn model written with F.relu: SUGAR activations reach its calls (they differ from
+    the ReLU run), a plain activation warns that it cannot."""
+    path = tmp_path / "tutorial.py"
+    path.write_text(FUNCTIONAL_MODEL)
+    argv = ["compare", "--dataset", "wine", "--model-fn", f"{path}:build", "--epochs", "2", "--seeds", "1"]
+    argv += ["--quiet", "--no-plots", "--threads", "1", "--out", str(tmp_path / "out")]
+    code, _, err = run_cli(
+        argv + ["--activations", "relu,bsilu", "--save-models", str(tmp_path / "m")],
+        capsys,
+    )
+    assert code == 0, err
+    runs = {r["activation"]: r for r in load_results(tmp_path / "out")["runs"]}
+    assert runs["relu"]["history"][-1]["train_loss"] != runs["bsilu"]["history"][-1]["train_loss"]
+    assert list(runs["relu"]["dead_end"]["layers"]) == ["(model)#relu0", "(model)#relu1"]
+    with pytest.warns(UserWarning, match="has no nn.ReLU modules to replace"):
+        code, _, err = run_cli(argv[:-1] + [str(tmp_path / "plain"), "--activations", "plain:gelu"], capsys)
+    assert code == 0, err

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from . import _pt2
-from ._ops import _RELU, _check_args, validate
+from ._ops import _RELU, _check_args, _relu_direct, validate
 
 __all__ = ["patch"]
 
@@ -33,7 +33,9 @@ _IN_PLACE = frozenset((torch.relu_, torch.Tensor.relu_))  # F.relu_ is torch.rel
 # Everything the patch rewrites; F.relu decides in-place or not by its `inplace` argument.
 _HANDLED = _OUT_OF_PLACE | _IN_PLACE | frozenset((F.relu, _RELU))
 
+_PLAIN_TENSORS = frozenset((torch.Tensor, torch.nn.Parameter))
 _is_compiling = torch.compiler.is_compiling
+_len_function_modes = torch._C._len_torch_function_stack
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
@@ -105,8 +107,7 @@ class patch(TorchFunctionMode, contextlib.ContextDecorator):
             # patch never overrides an inner one.
             if not kwargs:
                 return func(*args)
-            x = args[0] if args else kwargs["self"]
-            return _RELU(x, self.surrogate, self.alpha, self.negative_only)
+            return self._sugar(args[0] if args else kwargs["self"])
         x = args[0] if args else kwargs.get("input", kwargs.get("self"))
         if not isinstance(x, torch.Tensor) or x.dtype not in _SUPPORTED_DTYPES or x.layout != torch.strided:
             return func(*args, **kwargs)
@@ -118,13 +119,22 @@ class patch(TorchFunctionMode, contextlib.ContextDecorator):
         else:
             inplace = func in _IN_PLACE
         if not inplace:
-            return _RELU(x, self.surrogate, self.alpha, self.negative_only)
+            return self._sugar(x)
         if not _is_compiling() and not _may_need_grad(x):
             return func(*args, **kwargs)
         # The pre-activation must survive the in-place write: SUGAR runs on a copy, whose
         # autograd node saves it, and the result is written back into x (x's history then ends
         # in that copy_, as an in-place op's does).
-        return x.copy_(_RELU(x.clone(), self.surrogate, self.alpha, self.negative_only))
+        return x.copy_(self._sugar(x.clone()))
+
+    def _sugar(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on x with this patch's settings, called positionally (see _relu). With no other
+        function mode below this one (it is off while it handles a call) and a plain tensor,
+        straight to the dispatcher, as torch_sugar.relu's fast path; otherwise through torch.ops,
+        so the modes below (a DeadUnitMonitor's, say) and torch.compile see the call."""
+        if type(x) in _PLAIN_TENSORS and not _is_compiling() and _len_function_modes() == 0:
+            return _relu_direct(x, self.surrogate, self.alpha, self.negative_only)
+        return _RELU(x, self.surrogate, self.alpha, self.negative_only)
 
     def __repr__(self) -> str:
         alpha = "" if self.alpha is None else f", alpha={self.alpha:g}"

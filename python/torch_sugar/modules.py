@@ -132,6 +132,12 @@ def revert(model: nn.Module) -> nn.Module:
     def make(sugar: SugarReLU) -> nn.ReLU:
         return nn.ReLU(inplace=getattr(sugar, "_relu_inplace", False))
 
+    drop_carried_patch(model)
+    return swap_modules(model, SugarReLU, make)
+
+
+def drop_carried_patch(model: nn.Module) -> nn.Module:
+    """Removes what ``convert(..., functional=True)`` put on ``model`` (nothing else); returns it."""
     forward = model.__dict__.get("forward")
     if isinstance(forward, PatchedForward):
         if forward.previous is None:
@@ -139,7 +145,7 @@ def revert(model: nn.Module) -> nn.Module:
         else:
             model.forward = forward.previous
         model.__dict__.pop("__prepare_scriptable__", None)
-    return swap_modules(model, SugarReLU, make)
+    return model
 
 
 def _carry_patch(model: nn.Module, patch_: patch) -> None:
