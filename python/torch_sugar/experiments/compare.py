@@ -81,8 +81,8 @@ class Comparison:
     ctx: distributed.Context
     specs: List[ActivationSpec]
     baseline: Optional[str]
-    data: Data
-    kind: ModelTasks
+    data: Optional[Data]  # None for --script
+    kind: ModelTasks  # or script_tasks.ScriptTasks
     model_text: str
     out_dir: str
     tasks: List[Task]
@@ -94,10 +94,10 @@ class Comparison:
     @property
     def title(self) -> str:
         t, seeds = self.config.training, self.config.comparison.seeds
-        return (
-            f"{self.data.name}: {self.model_text}, {t.optimizer} lr {t.lr:g}, {t.epochs} epochs, "
-            f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
-        )
+        n_seeds = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+        if self.data is None:  # --script: the model text is the script's command
+            return f"{self.model_text}, {n_seeds}"
+        return f"{self.data.name}: {self.model_text}, {t.optimizer} lr {t.lr:g}, {t.epochs} epochs, {n_seeds}"
 
 
 def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]] = None) -> int:
@@ -324,6 +324,10 @@ def _report(c: Comparison, results: ResultsFile) -> int:
 
 
 def _compare(config: CompareConfig, resume: bool, command: Optional[List[str]]) -> int:
+    if config.script.script is not None:
+        from .script_compare import compare_script
+
+        return compare_script(config, resume, command)
     specs, baseline = _activations(config)
     check_device(config.run.device, specs)
     ctx = distributed.from_environment(config.run.device)

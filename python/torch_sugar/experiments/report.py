@@ -89,28 +89,29 @@ def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[st
             if label == baseline:
                 continue
             other = {r["seed"]: r for r in runs if r["activation"] == label and r["status"] == "done"}
-            entry = {}
-            for metric in COMPARED:
-                seeds = sorted(
-                    s
-                    for s in base.keys() & other.keys()
-                    if base[s].get(metric) is not None and other[s].get(metric) is not None
-                )
-                a = [base[s][metric] for s in seeds]
-                b = [other[s][metric] for s in seeds]
-                test = paired_test(a, b)
-                higher = METRICS[metric][1]
-                # equal up to rounding: a tie, neither better nor worse
-                ties = [abs(y - x) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b)]
-                test["better"] = sum(
-                    not t and ((y > x) if higher else (y < x)) for x, y, t in zip(a, b, ties)
-                )
-                test["tied"] = sum(ties)
-                test["worse"] = len(seeds) - test["better"] - test["tied"]
-                test["seeds"] = seeds
-                entry[metric] = test
-            versus[label] = entry
+            versus[label] = {
+                metric: paired_comparison(base, other, lambda r, m=metric: r.get(m), METRICS[metric][1])
+                for metric in COMPARED
+            }
     return {"baseline": baseline, "activations": per_activation, "vs_baseline": versus}
+
+
+def paired_comparison(base: Dict[int, dict], other: Dict[int, dict], value, higher: bool) -> dict:
+    """The paired test of one metric, ``value(run)``, between two activations' runs by seed
+    ({seed: run}), with the seeds where ``other`` is better, tied and worse."""
+    seeds = sorted(
+        s for s in base.keys() & other.keys() if value(base[s]) is not None and value(other[s]) is not None
+    )
+    a = [value(base[s]) for s in seeds]
+    b = [value(other[s]) for s in seeds]
+    test = paired_test(a, b)
+    # equal up to rounding: a tie, neither better nor worse
+    ties = [abs(y - x) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b)]
+    test["better"] = sum(not t and ((y > x) if higher else (y < x)) for x, y, t in zip(a, b, ties))
+    test["tied"] = sum(ties)
+    test["worse"] = len(seeds) - test["better"] - test["tied"]
+    test["seeds"] = seeds
+    return test
 
 
 # ------------------------------------------------------------------------------------ tables

@@ -356,7 +356,7 @@ def train_one(
     """
     run = start_run(data, spec, seed, model_cfg, training, device, factory, ctx or distributed.SINGLE)
     record: dict = {"activation": spec.label, "seed": seed, "status": "done"}
-    selection = EpochSelection(training.select_by)
+    selection = EpochSelection(training.select_by or "loss")
     _, _, dead_start = run.evaluate(data.test, with_weight=False)
     evaluate_epoch(run, data, selection, 0, bar=bar)
     epoch_seconds: List[float] = []
