@@ -205,13 +205,18 @@ class ScriptTasks:
         pass
 
     def argv(self, task: Task) -> List[str]:
+        """The child's command line: ``{seed}`` and ``{activation}`` in the program's arguments
+        become the run's (a script that seeds itself from its own --seed needs its seed there)."""
+        program = [
+            a.replace("{seed}", str(task.seed)).replace("{activation}", task.label) for a in self.program
+        ]
         return [
             sys.executable,
             "-m",
             "torch_sugar",
             "run",
             *run_options(task.activation, task.seed),
-            *self.program,
+            *program,
         ]
 
     def run_dir(self, task: Task) -> str:
