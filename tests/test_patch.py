@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_pt2 import fresh_compile  # noqa: F401  (the fixture: no compile cache answers for today's code)
 from torch import nn
 
 import torch_sugar
@@ -256,15 +257,6 @@ def reference_grads(model, x, surrogate):
     return [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.fixture
-def fresh_compile(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-
-
 def assert_all_close(got, want, tol=1e-5):
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
@@ -281,7 +273,8 @@ def test_tutorial_model_trains_with_sugar_gradients_under_the_patch():
     assert_all_close(grads_of(model, x), plain, tol=0)  # gone after the block
 
 
-def test_tutorial_model_compiles_fullgraph_patched_outside_or_inside(fresh_compile):
+@pytest.mark.usefixtures("fresh_compile")
+def test_tutorial_model_compiles_fullgraph_patched_outside_or_inside():
     torch.manual_seed(0)
     model, x = Tutorial(), torch.randn(8, 3, 8, 8)
     with torch_sugar.patch("nelu", 0.05):
@@ -324,7 +317,8 @@ def compiled_code(model, x, patched):
     ]
 
 
-def test_patched_functional_model_compiles_to_the_same_code_as_sugar_modules(fresh_compile):
+@pytest.mark.usefixtures("fresh_compile")
+def test_patched_functional_model_compiles_to_the_same_code_as_sugar_modules():
     class Functional(nn.Module):
         def __init__(self, act=None):
             super().__init__()
@@ -348,7 +342,8 @@ def test_patched_functional_model_compiles_to_the_same_code_as_sugar_modules(fre
 # convert(functional=True) / revert
 
 
-def test_convert_functional_round_trip_pickle_deepcopy_state_dict(fresh_compile):
+@pytest.mark.usefixtures("fresh_compile")
+def test_convert_functional_round_trip_pickle_deepcopy_state_dict():
     torch.manual_seed(0)
     model, x = Tutorial(), torch.randn(8, 3, 8, 8)
     plain, keys = grads_of(model, x), list(model.state_dict())

@@ -62,26 +62,36 @@ def clean(value):
 
 
 # ------------------------------------------------------------------------------------ summary
-def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[str]) -> dict:
-    """Mean and sample std over seeds per activation; paired differences to the baseline."""
-    per_activation: Dict[str, dict] = {}
+def per_activation_stats(
+    runs: Sequence[dict], labels: Sequence[str], metrics: Sequence[str], value, not_done: str
+) -> Dict[str, dict]:
+    """Per activation: its runs, finished ones and seeds, and the mean and sample std over seeds
+    of each metric, ``value(run, metric)`` (None: not measured); ``not_done`` names the runs that
+    did not finish (``diverged`` models, ``failed`` scripts)."""
+    out: Dict[str, dict] = {}
     for label in labels:
         mine = [r for r in runs if r["activation"] == label]
         done = [r for r in mine if r["status"] == "done"]
         entry = {
             "runs": len(mine),
             "done": len(done),
-            "diverged": len(mine) - len(done),
+            not_done: len(mine) - len(done),
             "seeds": [r["seed"] for r in done],
         }
-        for metric in METRICS:
-            values = [r[metric] for r in done if r.get(metric) is not None]
+        for metric in metrics:
+            values = [v for v in (value(r, metric) for r in done) if v is not None]
             entry[metric] = {
                 "n": len(values),
                 "mean": float(np.mean(values)) if values else None,
                 "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
             }
-        per_activation[label] = entry
+        out[label] = entry
+    return out
+
+
+def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[str]) -> dict:
+    """Mean and sample std over seeds per activation; paired differences to the baseline."""
+    per_activation = per_activation_stats(runs, labels, list(METRICS), lambda r, m: r.get(m), "diverged")
     versus: Dict[str, dict] = {}
     if baseline is not None:
         base = {r["seed"]: r for r in runs if r["activation"] == baseline and r["status"] == "done"}

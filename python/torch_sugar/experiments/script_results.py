@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .report import _fmt, _style, _table, paired_comparison
+from .report import _fmt, _style, _table, paired_comparison, per_activation_stats
 
 #: A metric whose name matches this is better when lower (unless --lower-is-better lists it anyway).
 LOWER_IS_BETTER = re.compile(
@@ -38,24 +38,7 @@ def summarize_reports(
     """Per activation: mean and sample std over seeds of every reported metric (the selected
     report of each finished run); per other activation: paired differences to the baseline."""
     metrics = metric_names(runs)
-    per_activation: Dict[str, dict] = {}
-    for label in labels:
-        mine = [r for r in runs if r["activation"] == label]
-        done = [r for r in mine if r["status"] == "done"]
-        entry = {
-            "runs": len(mine),
-            "done": len(done),
-            "failed": len(mine) - len(done),
-            "seeds": [r["seed"] for r in done],
-        }
-        for metric in metrics:
-            values = [r["metrics"][metric] for r in done if metric in r["metrics"]]
-            entry[metric] = {
-                "n": len(values),
-                "mean": float(np.mean(values)) if values else None,
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-            }
-        per_activation[label] = entry
+    per_activation = per_activation_stats(runs, labels, metrics, lambda r, m: r["metrics"].get(m), "failed")
     versus: Dict[str, dict] = {}
     if baseline is not None:
         done = [r for r in runs if r["status"] == "done"]
