@@ -22,11 +22,13 @@ METRICS = {
     "uauc": ("uAUC", True),
     "dead_fraction_start": ("dead start", False),
     "dead_fraction_end": ("dead end", False),
+    "dormant_fraction_start": ("dormant start", False),
+    "dormant_fraction_end": ("dormant end", False),
     "epoch_seconds": ("s/epoch", False),
     "selected_epoch": ("epoch", False),
     "uauc_groups": ("uAUC groups", True),
 }
-COMPARED = ("loss", "accuracy", "auc", "pr_auc", "uauc", "dead_fraction_end")
+COMPARED = ("loss", "accuracy", "auc", "pr_auc", "uauc", "dead_fraction_end", "dormant_fraction_end")
 CSV_FIELDS = [
     "activation",
     "seed",
@@ -39,6 +41,8 @@ CSV_FIELDS = [
     "uauc_groups",
     "dead_fraction_start",
     "dead_fraction_end",
+    "dormant_fraction_start",
+    "dormant_fraction_end",
     "selected_epoch",
     "epochs_run",
     "epoch_seconds",
