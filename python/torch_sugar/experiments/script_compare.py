@@ -14,7 +14,7 @@ import torch
 import torch_sugar
 
 from . import distributed
-from .compare import Comparison, _activations, _log, _resume
+from .comparison import Comparison, _activations, _log, _resume
 from .config import CompareConfig
 from .errors import UsageError
 from .report import safe_name
