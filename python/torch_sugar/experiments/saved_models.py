@@ -11,9 +11,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .._compat import without_torchscript_deprecation
 from ..modules import drop_carried_patch
 
 
+@without_torchscript_deprecation
 def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tensor) -> dict:
     """``<stem>.state_dict.pt`` (``torch.save`` of the state_dict) and ``<stem>.torchscript.pt``
     (``torch.jit.script``, or ``torch.jit.trace`` on ``example`` when the model cannot be
