@@ -2,6 +2,7 @@
 formats (TorchScript, an AOTInductor package), and preprocessing.json beside them. Everything
 that writes a saved model lives here (one place to add another format)."""
 
+import copy
 import json
 import os
 import time
@@ -11,6 +12,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from .._compat import without_torchscript_deprecation
+from ..modules import drop_carried_patch
 from .config import SAVE_FORMATS
 from .preprocess import warn
 
@@ -49,7 +52,7 @@ def save_model(
     ``aoti_error`` when the model could not be exported or compiled (the other files are kept, a
     warning names the reason). ``example`` (encoded rows) is what tracing and export run on;
     ``status(text)`` is told what is being written (the progress bar's postfix)."""
-    model = model.cpu().eval()
+    model = _without_functional_patch(model).cpu().eval()
     state_path = os.path.join(directory, stem + FORMAT_FILES["state_dict"][0])
     torch.save(model.state_dict(), state_path)
     saved = {"state_dict": state_path}
@@ -64,6 +67,7 @@ def save_model(
     return saved
 
 
+@without_torchscript_deprecation
 def _save_torchscript(model: nn.Module, path: str, example: torch.Tensor) -> dict:
     """``torch.jit.script``, or ``torch.jit.trace`` on ``example`` when the model cannot be
     scripted; loads with ``torch.jit.load`` after ``import torch_sugar`` and from C++ with
@@ -119,6 +123,14 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
         )
         return {"aoti_error": reason}
     return {"aoti": path, "aoti_seconds": round(time.perf_counter() - start, 1)}
+
+
+def _without_functional_patch(model: nn.Module) -> nn.Module:
+    """The model without what convert(functional=True) put on it (a copy, if there was any): the
+    saved model is for scoring, where SUGAR is ReLU, and TorchScript cannot run the patch."""
+    if "forward" not in vars(model):
+        return model
+    return drop_carried_patch(copy.deepcopy(model))
 
 
 def write_preprocessing(
