@@ -202,6 +202,8 @@ def test_ctr_run_embeddings_selection_and_saved_models(clicks, tmp_path, capsys)
             "--save-predictions",
             "--save-models",
             str(models),
+            "--save-format",
+            "torchscript",  # no AOTInductor compile: test_compare_aoti.py
             "--out",
             str(out),
             "--quiet",
@@ -319,6 +321,8 @@ def test_select_by_auc_and_plain_activation_is_traced(clicks, tmp_path, capsys):
             "dcn",
             "--save-models",
             str(models),
+            "--save-format",
+            "torchscript",  # no AOTInductor compile: test_compare_aoti.py
             "--out",
             str(out),
             "--quiet",
@@ -358,6 +362,8 @@ def test_model_fn_example(clicks, tmp_path, capsys):
             "relu,nelu",
             "--save-models",
             str(tmp_path / "m"),
+            "--save-format",
+            "torchscript",  # no AOTInductor compile: test_compare_aoti.py
             "--out",
             str(out),
             "--no-plots",
@@ -509,6 +515,8 @@ def test_saved_model_runs_in_cpp(clicks, tmp_path, capsys):
             "nelu",
             "--save-models",
             str(models),
+            "--save-format",
+            "torchscript",  # no AOTInductor compile: test_compare_aoti.py
             "--out",
             str(tmp_path / "out"),
             "--quiet",

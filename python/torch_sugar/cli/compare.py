@@ -65,8 +65,8 @@ examples:
 output: a table on stdout, progress bars on stderr, and in --out: results.json (the whole
 configuration, every run with its metrics and per-epoch history, the summary), results.csv (one
 row per run), learning_curves.png, dead_units.png and, with --save-predictions,
-predictions/*.csv; with --save-models DIR: per run a state_dict and a TorchScript file, and
-preprocessing.json. Results are written after each run; Ctrl-C keeps the finished runs (exit code
+predictions/*.csv; with --save-models DIR: per run a state_dict, a TorchScript file and an
+AOTInductor package (--save-format), and preprocessing.json. Results are written after each run; Ctrl-C keeps the finished runs (exit code
 130) and --resume continues them. Bad input: one line on stderr, exit code 2.
 """
 

@@ -113,7 +113,9 @@ def set_up(config: CompareConfig, specs, baseline, ctx: distributed.Context) -> 
         ):
             if value:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
-    kind = ModelTasks(data, model_cfg, training, run_cfg.device, run_cfg.threads, run_cfg.save_models)
+    kind = ModelTasks(
+        data, model_cfg, training, run_cfg.device, run_cfg.threads, run_cfg.save_models, run_cfg.save_format
+    )
     _, probe = kind.factory()
     if probe is not None:
         params = sum(p.numel() for p in probe.parameters())
@@ -249,7 +251,8 @@ def _report(c: Comparison, results: ResultsFile) -> int:
     plots = [] if run_cfg.no_plots else plot_results(c.out_dir, runs, c.labels, c.title)
     print(f"\nresults: {results.json_path}, {results.csv_path}")
     if run_cfg.save_models is not None:
-        print(f"models:  {run_cfg.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
+        formats = ", ".join(["state_dict", *run_cfg.save_format])
+        print(f"models:  {run_cfg.save_models}/ ({formats} per run; preprocessing.json)")
     if plots:
         print("plots:   " + ", ".join(plots))
     elif not run_cfg.no_plots:
@@ -284,7 +287,12 @@ def _compare(config: CompareConfig, resume: bool, command: Optional[List[str]]) 
     _log(config.run.quiet, *header(c, jobs), *notes, "")
     if config.run.save_models is not None:
         results.payload["preprocessing"] = write_preprocessing(
-            config.run.save_models, c.data.preprocessing, c.data.spec, c.model_text, c.labels
+            config.run.save_models,
+            c.data.preprocessing,
+            c.data.spec,
+            c.model_text,
+            c.labels,
+            config.run.save_format,
         )
     try:
         _run_tasks(c, todo, results, jobs)

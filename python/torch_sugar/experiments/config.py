@@ -118,6 +118,20 @@ def name_list(text: str) -> Tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+#: What ``--save-models`` can write besides the state_dict (``--save-format``), see saved_models.py.
+SAVE_FORMATS = ("torchscript", "aoti")
+
+
+def save_formats(text: str) -> Tuple[str, ...]:
+    what = f"comma-separated formats from {', '.join(SAVE_FORMATS)}"
+    values = name_list(text)
+    if not values or any(v not in SAVE_FORMATS for v in values):
+        raise _expected(what, text)
+    if len(set(values)) != len(values):
+        raise ValueError(f"format listed twice in {text!r}")
+    return values
+
+
 def select_by_text(text: str) -> str:
     """loss | auc (a model's epoch selection) or METRIC:min|max (a --script's report selection)."""
     if text in ("loss", "auc"):
@@ -369,9 +383,14 @@ class RunConfig:
     """also write predictions/<activation>-seed<N>.csv: test rows (CSV line numbers for --csv),
     group, target, prediction, class probabilities"""
     save_models: Optional[str] = setting(None, metavar="DIR")
-    """save each run's selected model in DIR: <activation>-seed<N>.state_dict.pt and
-    .torchscript.pt (torch.jit.load after import torch_sugar, or torch::jit::load in C++), and
-    preprocessing.json (vocabularies, scaling)"""
+    """save each run's selected model in DIR: <activation>-seed<N>.state_dict.pt and the
+    --save-format files, and preprocessing.json (vocabularies, scaling)"""
+    save_format: Tuple[str, ...] = setting(SAVE_FORMATS, parse=save_formats, metavar="FORMATS")
+    """--save-models: the files written beside the state_dict: torchscript (.torchscript.pt:
+    torch.jit.load after import torch_sugar, torch::jit::load in C++) and aoti (.aoti.pt2: a
+    torch.export program compiled by AOTInductor for this CPU, about 10 s per model; loads with
+    torch._inductor.aoti_load_package, or torch::inductor::AOTIModelPackageLoader in C++, with no
+    torch-sugar)"""
     no_plots: bool = setting(False, affects_results=False)
     """skip the PNG plots"""
     quiet: bool = setting(False, affects_results=False)
@@ -481,6 +500,9 @@ class CompareConfig:
         if len(sources) > 1:
             raise UsageError(f"{sources[1]}: not allowed with {sources[0]} (one data source)")
         _check_data(data)
+        run = self.run
+        if run.save_models is None and run.save_format != SAVE_FORMATS:
+            raise UsageError("--save-format only applies to --save-models")
         return replace(self, data=data)
 
 

@@ -52,6 +52,8 @@ class _QueueBar:
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix = text
+        if refresh:  # shown now, as tqdm does (e.g. "writing X.aoti.pt2", which takes seconds)
+            self.flush()
 
     def flush(self) -> None:
         if self.pending or self.postfix is not None:

@@ -19,7 +19,7 @@ import torch
 
 from . import distributed
 from .activations import ActivationSpec
-from .config import ModelConfig, TrainConfig
+from .config import SAVE_FORMATS, ModelConfig, TrainConfig
 from .data import Data
 from .report import safe_name, write_predictions
 from .saved_models import save_model
@@ -97,9 +97,11 @@ class ModelTasks:
         device: str,
         threads: int,
         save_models: Optional[str] = None,
+        save_formats: Sequence[str] = SAVE_FORMATS,
     ):
         self.data, self.model, self.training = data, model, training
         self.device, self.threads, self.save_models = device, threads, save_models
+        self.save_formats = tuple(save_formats)
         self.progress_total = len(data.train) * training.epochs
         self._factory = None
 
@@ -137,7 +139,10 @@ class ModelTasks:
             ctx,
         )
         if self.save_models is not None and record["status"] == "done":
-            record["saved"] = save_model(model, self.save_models, task.stem, self.data.example_rows())
+            status = None if bar is None else bar.set_postfix_str
+            record["saved"] = save_model(
+                model, self.save_models, task.stem, self.data.example_rows(), self.save_formats, status
+            )
         return TaskResult(task.index, record, log_probs)
 
     def write_predictions(self, path: str, result: TaskResult) -> None:
