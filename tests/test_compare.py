@@ -26,6 +26,14 @@ def run_cli(argv, capsys):
     return code, out, err
 
 
+def load(argv):
+    """The Data that `torch-sugar compare ARGV` trains on."""
+    from torch_sugar.cli.compare import parse_config
+    from torch_sugar.experiments.loading import load_data
+
+    return load_data(parse_config(list(argv)).data)
+
+
 def load_results(out_dir):
     with open(os.path.join(out_dir, "results.json")) as f:
         return json.load(f)
@@ -366,9 +374,9 @@ def test_same_seed_same_numbers(tmp_path, capsys):
     assert len(starts) == 1
 
 
-def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
-    real = compare_mod.train_one
-    calls = []
+def interrupt_third_run(monkeypatch):
+    """Ctrl-C as the third run starts (compare's run_task raises KeyboardInterrupt)."""
+    real, calls = compare_mod.run_task, []
 
     def interrupted_on_third(*args, **kwargs):
         calls.append(1)
@@ -376,7 +384,11 @@ def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compare_mod, "train_one", interrupted_on_third)
+    monkeypatch.setattr(compare_mod, "run_task", interrupted_on_third)
+
+
+def test_ctrl_c_keeps_finished_runs(tmp_path, capsys, monkeypatch):
+    interrupt_third_run(monkeypatch)
     out = tmp_path / "out"
     code, stdout, err = run_cli(["compare", "--out", str(out), "--quiet"] + FAST, capsys)
     assert code == 130

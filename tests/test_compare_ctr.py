@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
-from test_compare import run_cli
+from test_compare import load, run_cli
 
 import torch_sugar
 from torch_sugar import cli
@@ -55,46 +55,58 @@ def test_synthetic_ctr_csv_has_ids(clicks):
     assert {r["clicked"] for r in rows} == {"0", "1"}
 
 
+def cells_by_line(text, column):
+    """{CSV line number: the stripped cell of ``column``} of a CSV text (the header is line 1)."""
+    rows = list(csv.DictReader(text.splitlines()))
+    return {line: row[column].strip() for line, row in enumerate(rows, start=2)}
+
+
 def test_vocabulary_from_training_rows_and_oov(tmp_path):
     # 'cold' appears in one row only; whichever part it lands in, a value is in the vocabulary
     # exactly when a training row has it, and everything else gets index 0
     lines = ["color,n,y"] + [f"{c},{i},{i % 2}" for i, c in enumerate(["red", "blue", "none", ""] * 10)]
     lines.append("cold,41,1")
-    raw = data_mod.load_csv(write(tmp_path, "\n".join(lines) + "\n"), "y")
-    assert raw.cat_names == ["color"] and raw.feature_names == ["n"]
-    assert "none" in set(raw.cat[:, 0]) and "" in set(raw.cat[:, 0])  # 'none' is a value; '' missing
-    data = data_mod.prepare(raw, seed=3)
+    text = "\n".join(lines) + "\n"
+    data = load(["--csv", write(tmp_path, text), "--target", "y", "--data-seed", "3"])
+    assert data.spec.numeric_names == ("n",) and [c.name for c in data.spec.categorical] == ["color"]
+    by_line = cells_by_line(text, "color")
     (enc,) = data.preprocessing["categorical"]
-    train_values = {raw.cat[i, 0] for i in range(len(raw.y)) if raw.rows[i] in set(data.train.rows)}
+    train_values = {by_line[r] for r in data.train.rows}
+    assert {"none", ""} <= train_values  # 'none' is a value; '' the missing category
     assert enc["vocabulary"] == sorted(train_values)
     assert data.spec.categorical[0].cardinality == len(train_values) + 1
     for split in (data.train, data.val, data.test):
-        by_row = dict(zip(raw.rows, raw.cat[:, 0]))
         for row, index in zip(split.rows, split.x[:, 1].tolist()):
-            value = by_row[row]
+            value = by_line[row]
             expected = enc["vocabulary"].index(value) + 1 if value in train_values else 0
             assert index == expected
 
 
 def test_na_values_mark_missing_categories(tmp_path):
-    text = "job,y\n" + "".join(f"{j},{i % 2}\n" for i, j in enumerate(["?", "none", "NA", "cook"] * 5))
-    raw = data_mod.load_csv(write(tmp_path, text), "y", na_values=["?", "NA"])
-    assert sorted(set(raw.cat[:, 0])) == ["", "cook", "none"]  # ? and NA: the missing category
-    raw = data_mod.load_csv(write(tmp_path, text), "y")
-    assert sorted(set(raw.cat[:, 0])) == ["?", "NA", "cook", "none"]  # by default only '' is missing
+    text = "job,y\n" + "".join(f"{j},{i % 2}\n" for i, j in enumerate(["?", "none", "NA", "cook"] * 10))
+    path, by_line = write(tmp_path, text), cells_by_line(text, "job")
+    for na, missing in ((["--na-values", "?,NA"], {"?", "NA", ""}), ([], {""})):
+        data = load(["--csv", path, "--target", "y"] + na)
+        (enc,) = data.preprocessing["categorical"]
+        assert enc["vocabulary"] == sorted(
+            {"" if by_line[r] in missing else by_line[r] for r in data.train.rows}
+        )
+        for split in (data.train, data.val, data.test):
+            for row, index in zip(split.rows, split.x[:, 0].tolist()):
+                value = "" if by_line[row] in missing else by_line[row]  # ? and NA: the missing category
+                assert index == enc["vocabulary"].index(value) + 1
 
 
 def test_hash_buckets_are_crc32(tmp_path):
     text = "id,y\n" + "".join(f"id{i},{i % 2}\n" for i in range(60))
-    raw = data_mod.load_csv(write(tmp_path, text), "y")
-    data = data_mod.prepare(raw, hash_buckets=7)
+    path, by_line = write(tmp_path, text), cells_by_line(text, "id")
+    data = load(["--csv", path, "--target", "y", "--hash-buckets", "7"])
     (col,) = data.spec.categorical
     assert col.hashed and col.cardinality == 7
-    by_row = dict(zip(raw.rows, raw.cat[:, 0]))
     for row, index in zip(data.test.rows, data.test.x[:, 0].tolist()):
-        assert index == zlib.crc32(by_row[row].encode("utf-8")) % 7
+        assert index == zlib.crc32(by_line[row].encode("utf-8")) % 7
     # with enough buckets the column keeps its vocabulary
-    assert not data_mod.prepare(raw, hash_buckets=1000).spec.categorical[0].hashed
+    assert not load(["--csv", path, "--target", "y", "--hash-buckets", "1000"]).spec.categorical[0].hashed
 
 
 @pytest.mark.parametrize("cardinality, dim", [(2, 2), (3, 3), (11, 6), (61, 16), (10**6, 16)])
@@ -105,34 +117,35 @@ def test_embedding_dim_rule(cardinality, dim):
 
 def test_numeric_categorical_and_id_warning(tmp_path, capsys):
     text = "user,age,y\n" + "".join(f"{i % 150},{20 + i % 7},{i % 2}\n" for i in range(300))
-    raw = data_mod.load_csv(write(tmp_path, text), "y")
+    path = write(tmp_path, text)
+    data = load(["--csv", path, "--target", "y"])
     err = capsys.readouterr().err
     assert "warning: integer column(s) user have 100 or more distinct values and look like ids" in err
     assert "--categorical" in err and "age" not in err
-    assert raw.feature_names == ["user", "age"] and raw.cat is None
-    raw = data_mod.load_csv(write(tmp_path, text), "y", categorical=["user"])
+    assert data.spec.numeric_names == ("user", "age") and data.spec.categorical == ()
+    data = load(["--csv", path, "--target", "y", "--categorical", "user"])
     assert capsys.readouterr().err == ""
-    assert raw.feature_names == ["age"] and raw.cat_names == ["user"]
-    assert raw.cat[0, 0] == "0"  # the cell text is the category
+    assert data.spec.numeric_names == ("age",) and [c.name for c in data.spec.categorical] == ["user"]
+    (enc,) = data.preprocessing["categorical"]
+    assert set(enc["vocabulary"]) <= {str(i) for i in range(150)}  # the cell text is the category
 
 
 @pytest.mark.parametrize("fill", ["mean", "zero"])
 def test_fill_missing_numeric(tmp_path, fill):
     values = [1.0, 2.0, None, 4.0, 8.0, None, 3.0, 5.0, 6.0, 7.0] * 4
     text = "a,y\n" + "".join(f"{'' if v is None else v},{i % 2}\n" for i, v in enumerate(values))
-    raw = data_mod.load_csv(write(tmp_path, text), "y", fill=fill)
-    data = data_mod.prepare(raw, seed=1)
+    data = load(["--csv", write(tmp_path, text), "--target", "y", "--fill", fill, "--data-seed", "1"])
     (num,) = data.preprocessing["numeric"]
     train_present = [values[r - 2] for r in data.train.rows if values[r - 2] is not None]
     filled = np.mean(train_present) if fill == "mean" else 0.0
     assert num["fill"] == pytest.approx(filled, abs=1e-12)
-    train_filled = [filled if values[r - 2] is None else values[r - 2] for r in data.train.rows]
     assert num["mean"] == pytest.approx(np.mean(train_present), abs=1e-12)
+    assert num["std"] == pytest.approx(np.std(train_present), abs=1e-12)
     for split in (data.train, data.test):
         for row, got in zip(split.rows, split.x[:, 0].tolist()):
             raw_value = filled if values[row - 2] is None else values[row - 2]
             assert got == pytest.approx((raw_value - num["mean"]) / num["std"], abs=1e-6)
-    assert len(train_filled) == len(data.train)
+    assert any("--fill " + fill in note for note in data.notes)
 
 
 def test_feature_embedding_and_default_ctr_model():
@@ -463,10 +476,10 @@ def test_layer_labels_by_width():
     assert layer_labels(run) == {"body.2": "layer 1 (16 units)", "body.4": "layer 2 (8 units)"}
 
 
-def test_prepare_errors(tmp_path):
-    raw = data_mod.load_csv(write(tmp_path, "a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20))), "y")
+def test_split_errors(tmp_path):
+    path = write(tmp_path, "a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
     with pytest.raises(UsageError, match="cannot split off the test set"):
-        data_mod.prepare(raw, test_fraction=0.05)
+        load(["--csv", path, "--target", "y", "--test-fraction", "0.05"])
 
 
 # ------------------------------------------------------------------------- C++ (optional)

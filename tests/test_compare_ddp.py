@@ -61,7 +61,7 @@ def test_ddp_two_ranks_match_one_process(tmp_path, capsys):
     code, _, err = run_cli(ARGS + ["--out", str(tmp_path / "single")], capsys)
     assert code == 0, err
     ddp, single = load_results(tmp_path / "ddp"), load_results(tmp_path / "single")
-    assert ddp["config"]["world_size"] == 2 and single["config"]["world_size"] == 1
+    assert ddp["world_size"] == 2 and single["world_size"] == 1
     assert proc.stdout.count("results: ") == 1  # rank 0 alone prints and writes
     for a, b in zip(ddp["runs"], single["runs"]):
         assert (a["activation"], a["seed"], a["selected_epoch"]) == (

@@ -14,7 +14,7 @@ from test_compare import load_results, run_cli
 TIMING_KEYS = ("epoch_seconds", "train_seconds")
 
 
-def _without_timings(run):
+def without_timings(run):
     run = {k: v for k, v in run.items() if k not in TIMING_KEYS + ("saved",)}
     run["history"] = [
         {k: v for k, v in h.items() if k not in ("train_seconds", "train_rows_per_second")}
@@ -54,13 +54,13 @@ def test_jobs_2_gives_the_serial_numbers(tmp_path, capsys):
         assert code == 0, err
         results[jobs] = load_results(out)
     serial, parallel = results["1"], results["2"]
-    assert parallel["config"]["jobs"] == 2 and parallel["complete"] is True
+    assert parallel["config"]["run"]["jobs"] == 2 and parallel["complete"] is True
     # the serial order, whatever order the workers finished in
     order = [(r["activation"], r["seed"]) for r in serial["runs"]]
     assert order == [("relu", 0), ("bsilu", 0), ("relu", 1), ("bsilu", 1)]
     assert [(r["activation"], r["seed"]) for r in parallel["runs"]] == order
     # every metric, the per-epoch history and the dead units exactly equal (json floats: repr)
-    assert [_without_timings(r) for r in parallel["runs"]] == [_without_timings(r) for r in serial["runs"]]
+    assert [without_timings(r) for r in parallel["runs"]] == [without_timings(r) for r in serial["runs"]]
     assert serial["runs"][0]["loss"] != serial["runs"][2]["loss"]  # the seeds differ
     for name in sorted(os.listdir(tmp_path / "jobs1" / "predictions")):
         assert (tmp_path / "jobs2" / "predictions" / name).read_bytes() == (

@@ -9,10 +9,12 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pa_csv = pytest.importorskip("pyarrow.csv")
 
-from test_compare import load_results, run_cli  # noqa: E402
+from test_compare import load, load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
 
-from torch_sugar.experiments import data as data_mod  # noqa: E402
+from torch_sugar.experiments import synthetic  # noqa: E402
+from torch_sugar.experiments.columns import ColumnPlan  # noqa: E402
+from torch_sugar.experiments.sources import RowBatch, open_csv, open_parquet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def clicks(tmp_path_factory):
     features as float64, the target as int64."""
     root = tmp_path_factory.mktemp("parquet")
     csv_path = root / "clicks.csv"
-    data_mod.write_table_csv(data_mod.make_synthetic_ctr(3000, 60, seed=3), str(csv_path))
+    synthetic.write_synthetic_ctr_csv(str(csv_path), 3000, 60, seed=3)
     table = pa_csv.read_csv(str(csv_path))
     assert table.schema.field("user").type == pa.string()
     assert table.schema.field("user_f0").type == pa.float64()
@@ -36,37 +38,42 @@ def clicks(tmp_path_factory):
     return {"csv": str(csv_path), "file": str(root / "clicks.parquet"), "dir": str(root / "parts")}
 
 
-def assert_same_raw(a, b):
-    np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.y, b.y)
-    np.testing.assert_array_equal(a.cat, b.cat)
-    np.testing.assert_array_equal(a.groups, b.groups)
-    assert (a.feature_names, a.cat_names, a.class_names, a.group_name, a.fill) == (
-        b.feature_names,
-        b.cat_names,
-        b.class_names,
-        b.group_name,
-        b.fill,
-    )
+def assert_same_data(a, b, row_offset):
+    """The same encoded rows, classes and preprocessing; row ids differ by ``row_offset`` (CSV line
+    numbers start at 2, Parquet rows at 0)."""
+    assert a.preprocessing == b.preprocessing and a.spec == b.spec and a.class_names == b.class_names
+    for split_a, split_b in ((a.train, b.train), (a.val, b.val), (a.test, b.test)):
+        np.testing.assert_array_equal(split_a.x.numpy(), split_b.x.numpy())
+        np.testing.assert_array_equal(split_a.y.numpy(), split_b.y.numpy())
+        np.testing.assert_array_equal(split_a.groups, split_b.groups)
+        np.testing.assert_array_equal(split_a.rows + row_offset, split_b.rows)
 
 
 @pytest.mark.parametrize("which", ["file", "dir"])
 def test_parquet_reads_as_the_csv(clicks, which):
-    kwargs = dict(group="user", categorical=["user", "item"], ignore=["hour_cos"])
-    from_csv = data_mod.load_csv(clicks["csv"], "clicked", **kwargs)
-    from_parquet = data_mod.load_parquet(clicks[which], "clicked", **kwargs)
-    assert_same_raw(from_parquet, from_csv)
-    assert "hour_cos" not in from_parquet.feature_names and from_parquet.x.shape == (3000, 9)
-    np.testing.assert_array_equal(from_parquet.rows, np.arange(3000))  # row numbers for predictions
-    np.testing.assert_array_equal(from_csv.rows, np.arange(2, 3002))  # CSV line numbers
+    flags = ["--target", "clicked", "--group", "user", "--categorical", "user,item", "--ignore", "hour_cos"]
+    from_csv = load(["--csv", clicks["csv"]] + flags)
+    from_parquet = load(["--parquet", clicks[which]] + flags)
+    assert_same_data(from_parquet, from_csv, row_offset=2)
+    assert "hour_cos" not in from_parquet.spec.numeric_names and from_parquet.spec.shape == (13,)
+    assert sorted(
+        np.concatenate([from_parquet.train.rows, from_parquet.val.rows, from_parquet.test.rows])
+    ) == list(range(3000))  # Parquet row numbers for predictions
+
+
+def read_rows(source, **columns):
+    """Every row of a source as the column plan reads it."""
+    plan = ColumnPlan.decide(source, **columns)
+    return plan, plan.read(RowBatch.concat(list(source.batches(plan.columns))))
 
 
 def test_typed_columns_nulls_na_values_and_fill(tmp_path):
-    """Nulls, NaN, --na-values, --fill and dictionary/bool columns: the same as the CSV text."""
+    """Nulls, NaN, --na-values, --fill, dictionary/bool columns and a text column of numbers: the
+    same roles and values as the CSV text."""
     csv_text = (
-        "n,f,city,flag,y\n"
-        "1,0.5,paris,true,no\n2,,?,false,yes\n3,1.25,,true,no\n4,2.5,rome,false,yes\n"
-        "5,,paris,true,no\n6,3.0,rome,false,yes\n"
+        "n,f,city,flag,code,y\n"
+        "1,0.5,paris,true,7,no\n2,,?,false,8,yes\n3,1.25,,true,?,no\n4,2.5,rome,false,9,yes\n"
+        "5,,paris,true,10,no\n6,3.0,rome,false,11,yes\n"
     )
     (tmp_path / "t.csv").write_text(csv_text)
     table = pa.table(
@@ -75,17 +82,20 @@ def test_typed_columns_nulls_na_values_and_fill(tmp_path):
             "f": pa.array([0.5, None, 1.25, 2.5, float("nan"), 3.0], pa.float64()),
             "city": pa.array(["paris", "?", None, "rome", "paris", "rome"]).dictionary_encode(),
             "flag": pa.array([True, False, True, False, True, False]),
+            "code": pa.array(["7", "8", "?", "9", " 10", "11"], pa.string()),
             "y": pa.array(["no", "yes", "no", "yes", "no", "yes"]),
         }
     )
     pq.write_table(table, str(tmp_path / "t.parquet"))
-    kwargs = dict(na_values=["?"], fill="mean")
-    from_csv = data_mod.load_csv(str(tmp_path / "t.csv"), "y", **kwargs)
-    from_parquet = data_mod.load_parquet(str(tmp_path / "t.parquet"), "y", **kwargs)
-    assert_same_raw(from_parquet, from_csv)
-    assert from_parquet.cat_names == ["city", "flag"] and from_parquet.fill == "mean"
-    assert from_parquet.cat[:, 0].tolist() == ["paris", "", "", "rome", "paris", "rome"]
-    assert np.isnan(from_parquet.x[[1, 4], 1]).all()  # filled by prepare() from the training mean
+    columns = dict(target="y", na_values=["?"], fill="mean")
+    plan_csv, from_csv = read_rows(open_csv(str(tmp_path / "t.csv")), **columns)
+    plan_parquet, from_parquet = read_rows(open_parquet(str(tmp_path / "t.parquet")), **columns)
+    assert (plan_csv.numeric, plan_csv.categorical) == (plan_parquet.numeric, plan_parquet.categorical)
+    assert plan_parquet.numeric == ["n", "f", "code"] and plan_parquet.categorical == ["city", "flag"]
+    for key in ("numeric", "categorical", "labels"):
+        np.testing.assert_array_equal(getattr(from_parquet, key), getattr(from_csv, key))
+    assert from_parquet.categorical[:, 0].tolist() == ["paris", "", "", "rome", "paris", "rome"]
+    assert np.isnan(from_parquet.numeric[[1, 4], 1]).all() and np.isnan(from_parquet.numeric[2, 2])
 
 
 def test_compare_on_parquet_gives_the_csv_results(clicks, tmp_path, capsys):
@@ -172,18 +182,21 @@ def test_synthetic_ctr_parquet_is_make_synthetic_ctr(tmp_path, capsys):
         capsys,
     )
     assert code == 0, err
-    raw = data_mod.make_synthetic_ctr(3000, 60, seed=5)
-    got = data_mod.load_parquet(str(tmp_path / "c.parquet"), "clicked", categorical=[])
-    np.testing.assert_array_equal(got.x, raw.x)
-    np.testing.assert_array_equal(got.cat, raw.cat)
-    np.testing.assert_array_equal(got.y, raw.y)
-    rate = data_mod.write_synthetic_ctr_parquet(
+    made = synthetic.make_synthetic_ctr(3000, 60, seed=5)
+    table = pq.read_table(str(tmp_path / "c.parquet"))
+    assert table.column_names == list(synthetic.CTR_COLUMNS)
+    for j, name in enumerate(synthetic.CTR_FEATURES):
+        np.testing.assert_array_equal(table.column(name).to_numpy(), made.x[:, j])
+    for j, name in enumerate(synthetic.CTR_CATEGORICAL):
+        assert table.column(name).to_pylist() == made.cat[:, j].tolist()
+    np.testing.assert_array_equal(table.column("clicked").to_numpy(), made.clicked)
+    rate = synthetic.write_synthetic_ctr_parquet(
         str(tmp_path / "chunks.parquet"), 3000, 60, seed=5, chunk=1000, row_group_size=400
     )
     chunked = pq.ParquetFile(str(tmp_path / "chunks.parquet"))
     assert chunked.metadata.num_rows == 3000 and chunked.num_row_groups == 9
-    first = data_mod.make_synthetic_ctr(1000, 60, seed=5)
+    first = synthetic.make_synthetic_ctr(1000, 60, seed=5)
     table = chunked.read()
-    np.testing.assert_array_equal(np.asarray(table.column("clicked").to_numpy())[:1000], first.y)
+    np.testing.assert_array_equal(np.asarray(table.column("clicked").to_numpy())[:1000], first.clicked)
     assert table.column("user").to_pylist()[:1000] == first.cat[:, 0].tolist()
     assert rate == pytest.approx(np.asarray(table.column("clicked").to_numpy()).mean())

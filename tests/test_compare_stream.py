@@ -13,13 +13,11 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pa_csv = pytest.importorskip("pyarrow.csv")
 
-from test_compare import load_results, run_cli  # noqa: E402
+from test_compare import load, load_results, run_cli  # noqa: E402
 from test_compare_errors import assert_one_line_error  # noqa: E402
 
-from torch_sugar import cli  # noqa: E402
-from torch_sugar.experiments import data as data_mod  # noqa: E402
-from torch_sugar.experiments import stream as stream_mod  # noqa: E402
-from torch_sugar.experiments.compare import load_data  # noqa: E402
+from torch_sugar.experiments import sources, synthetic  # noqa: E402
+from torch_sugar.experiments.split import hash_parts  # noqa: E402
 
 FLAGS = [
     "--target",
@@ -42,7 +40,7 @@ FLAGS = [
 def parts(tmp_path_factory):
     """synthetic-ctr, 3000 rows, as two Parquet files of several row groups; and the whole table."""
     root = tmp_path_factory.mktemp("stream")
-    data_mod.write_table_csv(data_mod.make_synthetic_ctr(3000, 60, seed=5), str(root / "c.csv"))
+    synthetic.write_synthetic_ctr_csv(str(root / "c.csv"), 3000, 60, seed=5)
     table = pa_csv.read_csv(str(root / "c.csv"))
     (root / "parts").mkdir()
     pq.write_table(table.slice(0, 1700), str(root / "parts" / "a.parquet"), row_group_size=400)
@@ -50,15 +48,13 @@ def parts(tmp_path_factory):
     return str(root / "parts"), table
 
 
-def parse(path, *extra):
-    args = cli.build_parser().parse_args(["compare", "--parquet", path] + FLAGS + list(extra))
-    cli._check_compare_args(args)
-    return args
+def load_streamed(path, *extra):
+    return load(["--parquet", path] + FLAGS + list(extra))
 
 
 def reference(table, seed=0):
     """numpy over the whole table: the training rows' statistics and encoded rows."""
-    part = stream_mod.split_of(np.arange(table.num_rows), seed, 0.15, 0.2)
+    part = hash_parts(np.arange(table.num_rows), seed, 0.15, 0.2)
     train = part == 0
     numeric = [
         n
@@ -66,6 +62,7 @@ def reference(table, seed=0):
         if n not in ("user", "item", "ad_category", "device", "clicked", "hour_cos")
     ]
     x = np.stack([table.column(n).to_numpy() for n in numeric], axis=1)[train]
+    x = x.astype(np.float32).astype(np.float64)  # the model's precision: statistics of these values
     mean, std = x.mean(axis=0), x.std(axis=0)
     cats = {
         c: np.asarray(table.column(c).to_pylist(), dtype=object)[train]
@@ -82,7 +79,7 @@ def reference(table, seed=0):
 
 def test_scan_matches_numpy_on_the_whole_table(parts):
     path, table = parts
-    data = stream_mod.load_stream(parse(path))
+    data = load_streamed(path)
     part, numeric, mean, std, vocab, rows, y = reference(table)
     counts = np.bincount(part, minlength=3)
     assert counts.sum() == 3000 and abs(counts[2] / 3000 - 0.2) < 0.03 and abs(counts[1] / 3000 - 0.15) < 0.03
@@ -102,9 +99,16 @@ def test_scan_matches_numpy_on_the_whole_table(parts):
     np.testing.assert_allclose(data.example_rows().numpy(), rows[:2], rtol=1e-5, atol=1e-6)
 
 
-def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts):
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_stream_yields_every_training_row_once_per_epoch_shuffled(parts, source, monkeypatch):
+    """Parquet: 9 row groups in 2 files; CSV: blocks of 500 rows, so that the block order is shuffled too."""
     path, table = parts
-    data = stream_mod.load_stream(parse(path))
+    monkeypatch.setattr(sources, "CSV_BATCH_ROWS", 500)
+    if source == "csv":
+        data = load(["--csv", os.path.join(os.path.dirname(path), "c.csv")] + FLAGS)
+        assert data.train.stream.source.batch_count() == 6
+    else:
+        data = load_streamed(path)
     *_, rows, y = reference(table)
     gen = torch.Generator().manual_seed(0)
     epochs = []
@@ -160,15 +164,11 @@ def test_compare_stream_run(parts, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        (["--dataset", "wine", "--stream"], "--stream only applies to --parquet"),
+        (["--dataset", "wine", "--stream"], "--stream only applies to --csv and --parquet"),
         (["--parquet", "{path}", "--stream", "--target", "nope"], "--target: column 'nope' is not in"),
         (
             ["--parquet", "{path}", "--stream", "--target", "clicked", "--limit", "100"],
             "--limit does not apply to --stream",
-        ),
-        (
-            ["--parquet", "{path}", "--stream", "--target", "clicked", "--jobs", "2"],
-            "--jobs: not with --stream yet",
         ),
         (
             ["--parquet", "{path}", "--target", "clicked", "--shuffle-buffer", "10"],
@@ -195,12 +195,10 @@ def test_preprocessing_json_encodes_raw_rows_as_the_model_saw_them(parts, source
         argv = ["compare", "--parquet", path] + flags
     else:
         argv = ["compare", "--parquet", path] + FLAGS
-    args = cli.build_parser().parse_args(argv)
-    cli._check_compare_args(args)
-    data = load_data(args)
+    data = load(argv[1:])
     pre = json.loads(json.dumps(data.preprocessing))
     keys = ["kind", "classes", "target", "group", "input", "na_values", "missing_category", "numeric"]
-    keys += ["categorical"] + (["split"] if source == "stream" else [])
+    keys += ["categorical", "split"]
     assert list(pre) == keys
     assert pre["kind"] == "tabular" and pre["target"] == "clicked" and pre["group"] == "user"
     assert [c["name"] for c in pre["numeric"]] == [

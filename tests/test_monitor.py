@@ -1,5 +1,10 @@
-"""torch_sugar.DeadUnitMonitor on networks whose dead units are known by construction."""
+"""torch_sugar.DeadUnitMonitor on networks whose dead units are known by construction, and its
+tau-dormant units (ReDo) against hand-computed cases and a float64 numpy computation."""
 
+import os
+import sys
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -54,7 +59,17 @@ def test_known_dead_units_mlp():
     assert res.fraction == pytest.approx(4 / 7)
     assert res["1"].fraction == pytest.approx(0.5)
     d = res.as_dict()
-    assert d["layers"]["3"] == {"units": 3, "dead": 2, "fraction": pytest.approx(2 / 3), "samples": 16}
+    # Units 1 and 2 of layer 3 are 0 on every input (dead, so dormant); unit 0 has score 3 (> tau).
+    assert d["layers"]["3"] == {
+        "units": 3,
+        "dead": 2,
+        "fraction": pytest.approx(2 / 3),
+        "samples": 16,
+        "dormant": 2,
+        "dormant_fraction": pytest.approx(2 / 3),
+    }
+    assert (d["dead"], d["units"], d["tau"]) == (4, 7, 0.1)
+    assert d["dormant"] == res.dormant and d["dormant_fraction"] == res.dormant_fraction
 
 
 def test_after_convert_counts_are_the_same():
@@ -165,3 +180,247 @@ def test_bad_arguments():
 
 def test_exported():
     assert "DeadUnitMonitor" in torch_sugar.__all__
+
+
+# -- tau-dormant units (ReDo, Sokar et al. 2023) --------------------------------------------------
+# Six units whose mean ReLU outputs over the four rows are 0, 1/16, 1/8, 1/2, 3/2 and 61/16: the
+# layer's average of those means is 6/6 = 1, so each score equals the unit's mean, exactly (every
+# number here is a binary fraction, so the float arithmetic is exact and ties with tau are ties).
+HAND_ROWS = torch.tensor(
+    [
+        [-1.0, 0.25, 0.0, 0.5, 6.0, 3.8125],
+        [-2.0, 0.0, 0.5, 0.5, 0.0, 3.8125],
+        [0.0, -1.0, 0.0, 0.5, 0.0, 3.8125],
+        [-0.5, 0.0, -3.0, 0.5, -4.0, 3.8125],
+    ]
+)
+HAND_SCORES = [0.0, 0.0625, 0.125, 0.5, 1.5, 3.8125]
+
+
+def _relu_only() -> nn.Sequential:
+    return nn.Sequential(nn.ReLU())
+
+
+@pytest.mark.parametrize(
+    "tau, dormant",
+    [
+        (0.1, [0, 1]),  # the default: the dead unit and the one at 1/16 of the average
+        (0.0, [0]),  # tau = 0: exactly the units that are 0 on every input, here the dead one
+        (0.0625, [0, 1]),  # s <= tau, not <: a score equal to tau is dormant
+        (0.125, [0, 1, 2]),
+        (1.0, [0, 1, 2, 3]),
+    ],
+)
+def test_dormant_hand_computed(tau, dormant):
+    model = _relu_only()
+    kwargs = {} if tau == 0.1 else {"tau": tau}
+    with DeadUnitMonitor(model, **kwargs) as monitor:
+        model(HAND_ROWS[:3])  # two batches: the running sums must give the one-shot means
+        model(HAND_ROWS[3:])
+        res = monitor.results()
+        assert monitor.dormancy_scores()["0"].tolist() == HAND_SCORES
+        assert monitor.dormant_masks()["0"].nonzero().flatten().tolist() == dormant
+        assert monitor.dead_masks()["0"].nonzero().flatten().tolist() == [0]
+    assert res.tau == tau
+    assert (res["0"].units, res["0"].dead, res["0"].dormant, res["0"].samples) == (6, 1, len(dormant), 4)
+    assert res["0"].dormant_fraction == pytest.approx(len(dormant) / 6)
+    assert (res.dormant, res.dormant_fraction) == (len(dormant), pytest.approx(len(dormant) / 6))
+
+
+def test_dormant_scale_invariant_and_all_zero_layer():
+    """Scores are ratios: scaling a layer's activations changes none; a layer that is 0 on every
+    input (0/0 scores) has every unit dormant, as in the authors' code, and every unit dead."""
+    model = nn.Sequential(nn.ReLU(), nn.Linear(6, 3), nn.ReLU())
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.fill_(-1.0)
+    with DeadUnitMonitor(model) as monitor:
+        model(HAND_ROWS * 1e-30)
+        scores = monitor.dormancy_scores()
+        res = monitor.results()
+    torch.testing.assert_close(scores["0"], torch.tensor(HAND_SCORES, dtype=torch.float64), rtol=1e-6, atol=0)
+    assert scores["2"].tolist() == [0.0, 0.0, 0.0]
+    assert (res["0"].dormant, res["2"].dead, res["2"].dormant) == (2, 3, 3)
+    assert (res.units, res.dead, res.dormant) == (9, 4, 5)
+
+
+def test_dormant_conv_channels_average_over_batch_and_positions():
+    """(2, 3, 2, 2) outputs: channel 0 is 1 everywhere (mean 1), channel 1 is 0.4 at one of its 8
+    positions (mean 0.05), channel 2 is never positive. Average of the means: 0.35; scores 1/0.35,
+    0.05/0.35 = 1/7 and 0: tau 0.1 finds channel 2 dormant, tau 0.15 channels 1 and 2."""
+    out = torch.zeros(2, 3, 2, 2)
+    out[:, 0] = 1.0
+    out[1, 1, 0, 1] = 0.4
+    out[:, 2] = -torch.rand(2, 2, 2)
+    for tau, dormant in ((0.1, [False, False, True]), (0.15, [False, True, True])):
+        model = _relu_only()
+        with DeadUnitMonitor(model, tau=tau) as monitor:
+            model(out[:1])
+            model(out[1:])
+            torch.testing.assert_close(
+                monitor.dormancy_scores()["0"], torch.tensor([1 / 0.35, 1 / 7, 0.0], dtype=torch.float64)
+            )
+            assert monitor.dormant_masks()["0"].tolist() == dormant
+            assert monitor.dead_masks()["0"].tolist() == [False, False, True]
+
+
+def _numpy_scores(batches, unit_dim):
+    """The ReDo scores from Definition 3.1, in float64 numpy, from all batches at once."""
+    h = np.maximum(np.concatenate([b.double().numpy() for b in batches]), 0.0)
+    h = np.moveaxis(h, unit_dim, -1).reshape(-1, h.shape[unit_dim])  # (samples x positions, units)
+    means = np.abs(h).mean(axis=0)
+    return means / means.mean(), (h > 0).any(axis=0)
+
+
+def _random_batches(shape, unit_dim, dtype, seed, count=4):
+    """Units on very different scales (log-uniform over 1e-3 .. 10) and shifts, so that some are
+    dead, some dormant and most neither."""
+    gen = torch.Generator().manual_seed(seed)
+    units = shape[unit_dim]
+    view = [1] * len(shape)
+    view[unit_dim] = units
+    scale = (10 ** (torch.rand(units, generator=gen) * 4 - 3)).view(view)
+    shift = torch.where(torch.rand(units, generator=gen) < 0.2, -50.0, -0.5).view(view)
+    sizes = [shape[0] + k for k in range(count)]  # batches of different sizes
+    return [
+        ((torch.randn((n,) + tuple(shape[1:]), generator=gen) + 1 + shift) * scale).to(dtype) for n in sizes
+    ]
+
+
+@pytest.mark.parametrize(
+    "shape, unit_dim, dtype",
+    [
+        ((7, 40), 1, torch.float32),
+        ((7, 40), -1, torch.float64),
+        ((7, 40), 1, torch.float16),
+        ((5, 12, 4, 3), 1, torch.float32),  # conv feature maps: the unit is the channel
+        ((5, 6, 24), -1, torch.float32),  # (batch, tokens, features)
+    ],
+)
+@pytest.mark.parametrize("tau", [0.1, 0.3])
+def test_dormant_matches_numpy_over_several_batches(shape, unit_dim, dtype, tau):
+    batches = _random_batches(shape, unit_dim, dtype, seed=hash((shape, unit_dim, tau)) % 1000)
+    want_scores, want_active = _numpy_scores(batches, unit_dim)
+    # No score is within 1e-4 (relative) of tau, so float32 partial sums cannot flip a unit.
+    assert np.all(np.abs(want_scores - tau) > 1e-4 * tau), "regenerate: a score ties with tau"
+    model = _relu_only()
+    with DeadUnitMonitor(model, tau=tau, unit_dim=unit_dim) as monitor:
+        for batch in batches:
+            model(batch)
+        scores = monitor.dormancy_scores()["0"]
+        res = monitor.results()["0"]
+        np.testing.assert_allclose(scores.numpy(), want_scores, rtol=1e-6, atol=1e-12)
+        assert monitor.dormant_masks()["0"].numpy().tolist() == (want_scores <= tau).tolist()
+        assert monitor.dead_masks()["0"].numpy().tolist() == (~want_active).tolist()
+    want_dormant, want_dead = int((want_scores <= tau).sum()), int((~want_active).sum())
+    assert 0 < want_dead < want_dormant < shape[unit_dim], (
+        "the data should have dead, dormant and other units"
+    )
+    assert (res.units, res.dead, res.dormant) == (shape[unit_dim], want_dead, want_dormant)
+    assert res.samples == sum(b.shape[0] for b in batches)
+
+
+def test_reset_forgets_the_dormancy_sums():
+    model = _relu_only()
+    with DeadUnitMonitor(model) as monitor:
+        model(torch.tensor([[100.0, 0.01]]))
+        monitor.reset()
+        assert monitor.dormancy_scores() == {} and monitor.results().dormant == 0
+        model(HAND_ROWS)
+        assert monitor.dormancy_scores()["0"].tolist() == HAND_SCORES
+
+
+def test_unit_dim_last_and_bad_unit_dim():
+    """(batch, tokens, features) with unit_dim=-1: the unit is the feature, whatever the number of
+    tokens in each batch."""
+    model = _relu_only()
+    with DeadUnitMonitor(model, unit_dim=-1) as monitor:
+        model(HAND_ROWS.view(2, 2, 6))
+        model(HAND_ROWS[:3].view(1, 3, 6))
+        model(HAND_ROWS[3:].view(1, 1, 6))
+        assert monitor.results()["0"].samples == 4
+        sums = (HAND_ROWS.relu().sum(0) + HAND_ROWS[:3].relu().sum(0) + HAND_ROWS[3:].relu().sum(0)).double()
+        torch.testing.assert_close(monitor.dormancy_scores()["0"], sums / sums.mean())
+    with (
+        DeadUnitMonitor(model, unit_dim=2) as monitor,
+        pytest.raises(RuntimeError, match="no unit dimension 2"),
+    ):
+        model(HAND_ROWS)
+    with pytest.raises(ValueError, match="unit_dim must be a nonzero int"):
+        DeadUnitMonitor(model, unit_dim=0)
+    with pytest.raises(TypeError, match="unit_dim must be an int"):
+        DeadUnitMonitor(model, unit_dim=1.0)
+
+
+@pytest.mark.parametrize("tau", [-0.1, float("nan"), float("inf")])
+def test_bad_tau_values(tau):
+    with pytest.raises(ValueError, match=r"tau must be a finite number >= 0 \(default 0.1\), got"):
+        DeadUnitMonitor(_relu_only(), tau=tau)
+
+
+@pytest.mark.parametrize("tau", ["0.1", True, None])
+def test_bad_tau_types(tau):
+    with pytest.raises(TypeError, match="tau must be a number"):
+        DeadUnitMonitor(_relu_only(), tau=tau)
+
+
+def test_tau_accepts_ints_and_numpy_floats():
+    assert DeadUnitMonitor(_relu_only(), tau=0).tau == 0.0
+    assert DeadUnitMonitor(_relu_only(), tau=np.float32(0.25)).tau == 0.25
+
+
+# -- counts of several processes (torch.distributed) ---------------------------------------------
+def _rank_worker(rank, world_size, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        model = known_mlp()
+        monitor = DeadUnitMonitor(model)
+        # Rank 0 sees rows 0-1 and rank 1 rows 2-3 of the hand case, plus the mlp's inputs split.
+        model[1](HAND_ROWS[2 * rank : 2 * rank + 2, :4])
+        model(positive_inputs(16)[8 * rank : 8 * rank + 8])
+        res = monitor.results(all_ranks=True)
+        torch.save(res.as_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo with a file store on POSIX here")
+def test_results_all_ranks_combine_the_counts_of_every_rank(tmp_path):
+    """Two gloo processes that each see half of the data give, on both ranks, the results of one
+    process that sees all of it; without a process group, all_ranks=True is the local count."""
+    import torch.multiprocessing as mp
+
+    # fork: the children inherit the imported torch and torch_sugar (spawn re-imports them, ~10 s here)
+    mp.start_processes(
+        _rank_worker,
+        args=(2, str(tmp_path / "init"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
+    model = known_mlp()
+    with DeadUnitMonitor(model) as monitor:
+        model[1](HAND_ROWS[:, :4])
+        model(positive_inputs(16))
+        assert monitor.results(all_ranks=True) == monitor.results()
+        want = monitor.results().as_dict()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert got["layers"].keys() == want["layers"].keys()
+        for name in want["layers"]:
+            assert got["layers"][name] == pytest.approx(want["layers"][name]), (rank, name)
+        assert got["dormant"] == want["dormant"] and got["dead"] == want["dead"]
+
+
+def test_counts_begun_under_inference_mode_continue_outside_it():
+    """Lightning validates under torch.inference_mode; counts begun there are tensors that cannot be
+    updated in place outside it (the monitor used to raise on the next batch)."""
+    model = _relu_only()
+    with DeadUnitMonitor(model) as monitor:
+        with torch.inference_mode():
+            model(HAND_ROWS[:2])
+        model(HAND_ROWS[2:])
+        assert monitor.dormancy_scores()["0"].tolist() == HAND_SCORES
+        assert monitor.dead_masks()["0"].nonzero().flatten().tolist() == [0]

@@ -9,13 +9,34 @@ its pre-activation was <= 0 for every input, so plain ReLU passes it no gradient
         for x, _ in eval_loader:
             model(x)
     print(monitor.results().fraction)              # dead units / all units
+    print(monitor.results().dormant_fraction)      # tau-dormant units / all units (see below)
     monitor.reset()                                # start counting afresh
     monitor.remove()                               # or use it as a context manager
 
 A *unit* is a feature of a 2-D ``(batch, features)`` output and a channel of an ``(batch,
-channels, ...)`` output (conv feature maps: the channel is active if any position is > 0).
+channels, ...)`` output (conv feature maps: the channel is active if any position is > 0);
+``unit_dim=-1`` makes it the last dimension instead, the features of ``(batch, tokens, features)``
+transformer outputs.
+
+A unit is *tau-dormant* (ReDo: Sokar et al., 2023, "The Dormant Neuron Phenomenon in Deep
+Reinforcement Learning", Definition 3.1) when its score
+
+    s_i = E|h_i| / ((1/H) * sum_j E|h_j|)        (H units in the layer)
+
+is at most ``tau`` (0.1 by default). E is the mean over the inputs seen since the last reset and, for
+a conv channel, over every position too. The score divides the unit's mean absolute activation by
+the layer's average of those means, so a layer's scores average 1 (the paper's text and its code's
+comment say they "sum to one", but its formula and its code divide by the mean). The comparison
+is ``<=``, as in the paper and its code, so with ``tau=0`` the dormant units are those whose
+activation is exactly 0 on every input. A layer whose activations are all 0 has every score 0/0;
+here, as in the authors' code, all its units are dormant (their code adds 1e-9 to the
+denominator, which also makes more units dormant in a layer whose mean activation is itself
+tiny; this implementation divides exactly). For a ReLU every dead unit is dormant (its mean is
+exactly 0); a unit can be dormant without being dead.
 """
 
+import math
+import numbers
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple, Type
@@ -27,6 +48,38 @@ from .modules import SugarReLU
 
 __all__ = ["DeadUnitMonitor", "DeadUnitResults", "LayerDeadUnits"]
 
+# Devices without float64 keep the running sums of |activation| in float32.
+_SUM_DTYPE = {"mps": torch.float32}
+
+
+def _check_tau(tau) -> float:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+        raise TypeError(f"DeadUnitMonitor: tau must be a number (a finite float >= 0), got {tau!r}")
+    if not (math.isfinite(tau) and tau >= 0):
+        raise ValueError(f"DeadUnitMonitor: tau must be a finite number >= 0 (default 0.1), got {tau!r}")
+    return float(tau)
+
+
+def _check_unit_dim(unit_dim) -> int:
+    if isinstance(unit_dim, bool) or not isinstance(unit_dim, int):
+        raise TypeError(f"DeadUnitMonitor: unit_dim must be an int (1 or -1, typically), got {unit_dim!r}")
+    if unit_dim == 0:
+        raise ValueError(
+            f"DeadUnitMonitor: unit_dim must be a nonzero int (1: (batch, units, ...) outputs, "
+            f"-1: (batch, ..., units); 0 is the batch), got {unit_dim!r}"
+        )
+    return unit_dim
+
+
+def _dormancy_scores(abs_sums: torch.Tensor) -> torch.Tensor:
+    """ReDo scores of one layer from its per-unit sums of |h| (float64, on the CPU).
+
+    Every unit of a layer is summed over the same inputs and positions, so the ratio of a unit's
+    sum to the layer's mean sum is the ratio of the means; a layer whose sums are all 0 scores 0."""
+    sums = abs_sums.detach().cpu().to(torch.float64)
+    layer_mean = sums.mean()
+    return torch.zeros_like(sums) if layer_mean == 0 else sums / layer_mean
+
 
 @dataclass(frozen=True)
 class LayerDeadUnits:
@@ -36,6 +89,7 @@ class LayerDeadUnits:
     units: int  #: features (2-D outputs) or channels (N-D outputs)
     dead: int  #: units never active on the inputs seen since the last reset
     samples: int  #: inputs (batch rows) seen since the last reset
+    dormant: int  #: tau-dormant units (score <= tau, see the module docstring)
 
     @property
     def active(self) -> int:
@@ -46,12 +100,18 @@ class LayerDeadUnits:
         """Dead fraction of this layer's units."""
         return self.dead / self.units if self.units else 0.0
 
+    @property
+    def dormant_fraction(self) -> float:
+        """tau-dormant fraction of this layer's units."""
+        return self.dormant / self.units if self.units else 0.0
+
 
 @dataclass(frozen=True)
 class DeadUnitResults:
     """What :meth:`DeadUnitMonitor.results` returns: per-layer counts and the totals."""
 
     layers: Tuple[LayerDeadUnits, ...]
+    tau: float  #: the dormancy threshold the ``dormant`` counts used
 
     @property
     def units(self) -> int:
@@ -67,6 +127,16 @@ class DeadUnitResults:
         units = self.units
         return self.dead / units if units else 0.0
 
+    @property
+    def dormant(self) -> int:
+        return sum(layer.dormant for layer in self.layers)
+
+    @property
+    def dormant_fraction(self) -> float:
+        """tau-dormant units over all units of all layers (0.0 before any input was seen)."""
+        units = self.units
+        return self.dormant / units if units else 0.0
+
     def __getitem__(self, name: str) -> LayerDeadUnits:
         for layer in self.layers:
             if layer.name == name:
@@ -76,11 +146,15 @@ class DeadUnitResults:
         )
 
     def as_dict(self) -> dict:
-        """Plain-Python form (for JSON): totals plus ``layers: {name: {units, dead, fraction}}``."""
+        """Plain-Python form (for JSON): the totals (``fraction`` is the dead fraction), ``tau``, and
+        ``layers: {name: {units, dead, fraction, samples, dormant, dormant_fraction}}``."""
         return {
             "fraction": self.fraction,
             "dead": self.dead,
             "units": self.units,
+            "dormant": self.dormant,
+            "dormant_fraction": self.dormant_fraction,
+            "tau": self.tau,
             "layers": OrderedDict(
                 (
                     layer.name,
@@ -89,6 +163,8 @@ class DeadUnitResults:
                         "dead": layer.dead,
                         "fraction": layer.fraction,
                         "samples": layer.samples,
+                        "dormant": layer.dormant,
+                        "dormant_fraction": layer.dormant_fraction,
                     },
                 )
                 for layer in self.layers
@@ -106,6 +182,12 @@ class DeadUnitMonitor:
         module_types: the activation module classes to hook, if not those two.
         enabled: whether to count from the start; set ``monitor.enabled`` to pause and resume (for
             example count only during evaluation, not on training batches).
+        tau: the dormancy threshold: a unit is dormant when its score (its mean absolute activation
+            over the layer's average of those means) is ``<= tau``; a finite number >= 0.
+        unit_dim: the dimension of an activation's output that indexes its units: 1 (the default)
+            for ``(batch, features)`` and ``(batch, channels, ...)`` outputs, -1 for
+            ``(batch, tokens, features)``; every other dimension is reduced over. A 1-D output is
+            one unbatched sample whose elements are the units, whatever ``unit_dim`` says.
 
     A module that a forward pass of ``model`` calls more than once (torchvision's ResNet reuses
     one ``nn.ReLU`` per block) gets one entry per call site, ``name``, ``name#1``, ...; calls made
@@ -117,10 +199,18 @@ class DeadUnitMonitor:
     """
 
     DEFAULT_TYPES: Tuple[Type[nn.Module], ...] = (nn.ReLU, SugarReLU)
+    DEFAULT_TAU = 0.1
 
     def __init__(
-        self, model: nn.Module, module_types: Optional[Iterable[Type[nn.Module]]] = None, enabled: bool = True
+        self,
+        model: nn.Module,
+        module_types: Optional[Iterable[Type[nn.Module]]] = None,
+        enabled: bool = True,
+        tau: float = DEFAULT_TAU,
+        unit_dim: int = 1,
     ):
+        self.tau = _check_tau(tau)
+        self.unit_dim = _check_unit_dim(unit_dim)
         if not isinstance(model, nn.Module):
             raise TypeError(f"DeadUnitMonitor: model must be an nn.Module, got {type(model).__name__}")
         types = self.DEFAULT_TYPES if module_types is None else tuple(module_types)
@@ -137,6 +227,7 @@ class DeadUnitMonitor:
                 + " modules to hook (functional relu calls inside forward() cannot be hooked)"
             )
         self._active: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        self._abs_sums: Dict[str, torch.Tensor] = {}  # per unit: sum of |h| over samples and positions
         self._samples: Dict[str, int] = {}
         self._calls: Dict[int, int] = {}
         self._in_model_forward = False
@@ -175,21 +266,39 @@ class DeadUnitMonitor:
             if out.dim() == 0:
                 return
             if out.dim() == 1:  # an unbatched vector: one sample, each element a unit
-                active, samples = out > 0, 1
-            else:  # (batch, units, ...): reduce over the batch and every position
-                active = (out.transpose(0, 1).reshape(out.shape[1], -1) > 0).any(dim=1)
+                out, samples = out.unsqueeze(0), 1
+            else:
                 samples = out.shape[0]
+            unit_dim = self._unit_dim_of(key, out)
+            reduced = tuple(d for d in range(out.dim()) if d != unit_dim)  # the batch and every position
+            active = (out > 0).any(dim=reduced)
+            # Per-batch sums in float32 (float64 for float64 outputs), added up across batches in
+            # float64 where the device has it, so that many batches lose no precision.
+            batch_dtype = torch.float64 if out.dtype == torch.float64 else torch.float32
+            abs_sum = out.abs().sum(dim=reduced, dtype=batch_dtype)
             seen = self._active.get(key)
             if seen is None:
                 self._active[key] = active.clone()
+                self._abs_sums[key] = abs_sum.to(_SUM_DTYPE.get(out.device.type, torch.float64))
             elif seen.shape != active.shape:
                 raise RuntimeError(
                     f"DeadUnitMonitor: layer {key!r} produced {active.numel()} units, earlier "
                     f"{seen.numel()}; call reset() before feeding inputs of another layout"
                 )
-            else:
-                seen |= active.to(seen.device)
+            else:  # out of place: counts made under inference_mode must not be updated in place later
+                self._active[key] = seen | active.to(seen.device)
+                running = self._abs_sums[key]
+                self._abs_sums[key] = running + abs_sum.to(running.device, running.dtype)
             self._samples[key] = self._samples.get(key, 0) + samples
+
+    def _unit_dim_of(self, key: str, out: torch.Tensor) -> int:
+        unit_dim = self.unit_dim + out.dim() if self.unit_dim < 0 else self.unit_dim
+        if not 0 < unit_dim < out.dim():
+            raise RuntimeError(
+                f"DeadUnitMonitor: layer {key!r} produced an output of shape {tuple(out.shape)}, which has "
+                f"no unit dimension {self.unit_dim} besides the batch (dimension 0); set unit_dim to 1 or -1"
+            )
+        return unit_dim
 
     # -- public API ----------------------------------------------------------------------------
     @property
@@ -200,25 +309,75 @@ class DeadUnitMonitor:
     def reset(self) -> None:
         """Forgets every count (for example before each evaluation pass)."""
         self._active.clear()
+        self._abs_sums.clear()
         self._samples.clear()
 
     def dead_masks(self) -> "OrderedDict[str, torch.Tensor]":
         """``{layer: bool tensor (units,)}``, True where the unit was never active (on the CPU)."""
         return OrderedDict((key, ~active.cpu()) for key, active in self._active.items())
 
-    def results(self) -> DeadUnitResults:
-        """Per-layer counts since the last reset, in the order the layers first ran."""
+    def dormancy_scores(self) -> "OrderedDict[str, torch.Tensor]":
+        """``{layer: float64 tensor (units,)}``, each unit's ReDo score s_i (on the CPU; the scores
+        of a layer average 1, or are all 0 when its activations were)."""
+        return OrderedDict((key, _dormancy_scores(sums)) for key, sums in self._abs_sums.items())
+
+    def dormant_masks(self) -> "OrderedDict[str, torch.Tensor]":
+        """``{layer: bool tensor (units,)}``, True where the unit is tau-dormant (score <= tau)."""
+        return OrderedDict((key, scores <= self.tau) for key, scores in self.dormancy_scores().items())
+
+    def results(self, all_ranks: bool = False) -> DeadUnitResults:
+        """Per-layer counts since the last reset, in the order the layers first ran.
+
+        With ``all_ranks=True`` and an initialized ``torch.distributed`` process group, the counts of
+        every rank are combined first (a unit is dead if it was dead on every rank; the dormancy
+        scores come from the sums of all ranks): a collective call that every rank must make, and
+        that returns the same results on each. With no process group it is the local counts."""
+        active, abs_sums, samples = self._all_ranks_counts() if all_ranks else self._local_counts()
         return DeadUnitResults(
             tuple(
                 LayerDeadUnits(
                     name=key,
-                    units=int(active.numel()),
-                    dead=int(active.numel() - int(active.sum())),
-                    samples=self._samples[key],
+                    units=int(seen.numel()),
+                    dead=int(seen.numel() - int(seen.sum())),
+                    samples=samples[key],
+                    dormant=int((_dormancy_scores(abs_sums[key]) <= self.tau).sum()),
                 )
-                for key, active in self._active.items()
-            )
+                for key, seen in active.items()
+            ),
+            self.tau,
         )
+
+    def _local_counts(self):
+        return self._active, self._abs_sums, self._samples
+
+    def _all_ranks_counts(self):
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self._local_counts()
+        local = [
+            (key, active.cpu(), self._abs_sums[key].cpu().to(torch.float64), self._samples[key])
+            for key, active in self._active.items()
+        ]
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, local)
+        active_all: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        sums_all: Dict[str, torch.Tensor] = {}
+        samples_all: Dict[str, int] = {}
+        for rank, counts in enumerate(gathered):
+            for key, active, sums, samples in counts:
+                if key not in active_all:
+                    active_all[key], sums_all[key], samples_all[key] = active.clone(), sums.clone(), samples
+                elif active_all[key].shape != active.shape:
+                    raise RuntimeError(
+                        f"DeadUnitMonitor: layer {key!r} has {active.numel()} units on rank {rank} but "
+                        f"{active_all[key].numel()} on an earlier rank"
+                    )
+                else:
+                    active_all[key] |= active
+                    sums_all[key] += sums
+                    samples_all[key] += samples
+        return active_all, sums_all, samples_all
 
     def remove(self) -> None:
         """Removes every hook; the counts stay readable."""
@@ -237,5 +396,5 @@ class DeadUnitMonitor:
         state = "hooked" if self._handles else "hooks removed"
         return (
             f"DeadUnitMonitor({len(self._module_names)} modules, {state}, "
-            f"{res.dead}/{res.units} units dead so far)"
+            f"{res.dead}/{res.units} units dead, {res.dormant} dormant (tau={self.tau:g}) so far)"
         )

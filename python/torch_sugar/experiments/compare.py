@@ -1,33 +1,33 @@
 """``torch-sugar compare``: every activation x every seed on one data set, then the tables,
-results.json/results.csv and plots. :func:`run` takes the parsed command-line namespace."""
+results.json/results.csv and plots. :func:`run` takes the typed :class:`~.config.CompareConfig`.
 
-import argparse
+The runs are :class:`~.tasks.Task` objects run by :func:`~.tasks.run_task`, one after the other
+or in ``--jobs`` worker processes (:mod:`.parallel`); under torchrun every rank runs every task
+together (:mod:`.distributed`). ``--resume`` keeps the finished runs of an interrupted comparison
+(:mod:`.results`)."""
+
 import datetime
 import os
 import sys
-import time
-from typing import List
+from dataclasses import dataclass, replace
+from typing import List, Optional
 
 import torch
 
 import torch_sugar
 
-from . import data as data_mod
 from . import distributed
-from .activations import parse_activations
+from .activations import ActivationSpec, parse_activations
+from .config import CompareConfig, RunConfig
+from .data import Data
 from .errors import UsageError
+from .loading import load_data
 from .models import build_model, describe_model, resolve_norm
-from .report import (
-    format_tables,
-    plot_results,
-    safe_name,
-    summarize,
-    write_csv,
-    write_json,
-    write_predictions,
-)
-from .train import TrainConfig, train_one
-from .user_model import model_factory, save_model, write_preprocessing
+from .parallel import run_parallel
+from .report import format_tables, plot_results, safe_name
+from .results import ResultsFile, previous_runs
+from .saved_models import write_preprocessing
+from .tasks import ModelTasks, Task, TaskResult, make_tasks, run_task, set_determinism
 
 
 def _log(quiet: bool, *lines: str) -> None:
@@ -36,61 +36,7 @@ def _log(quiet: bool, *lines: str) -> None:
             print(line, flush=True)
 
 
-def load_data(args) -> data_mod.Data:
-    if args.csv is not None:
-        raw = data_mod.load_csv(
-            args.csv,
-            args.target,
-            args.group,
-            args.ignore,
-            args.categorical,
-            args.na_values,
-            args.fill,
-            args.max_classes,
-        )
-    elif getattr(args, "parquet", None) is not None and getattr(args, "stream", False):
-        from .stream import load_stream
-
-        return load_stream(args)
-    elif getattr(args, "parquet", None) is not None:
-        raw = data_mod.load_parquet(
-            args.parquet,
-            args.target,
-            args.group,
-            args.ignore,
-            args.categorical,
-            args.na_values,
-            args.fill,
-            args.max_classes,
-        )
-    elif args.images is not None:
-        raw = data_mod.load_image_folder(args.images, args.image_size, args.grayscale)
-    elif args.cifar is not None:
-        raw = data_mod.load_cifar(args.cifar, args.cifar_labels)
-    else:
-        raw = data_mod.load_builtin(args.dataset, args.ctr_rows, args.ctr_users, args.data_seed)
-    return data_mod.prepare(
-        raw,
-        args.val_fraction,
-        args.test_fraction,
-        args.data_seed,
-        args.limit,
-        args.hash_buckets,
-        args.embedding_dim,
-    )
-
-
-def set_determinism(device: str, threads: int) -> None:
-    """Same seed, same numbers on the CPU: fixed thread count, deterministic kernels."""
-    torch.set_num_threads(threads)
-    if device == "cuda":
-        # cuBLAS needs this before its first use to pick deterministic reductions
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def check_device(device: str, specs) -> None:
+def check_device(device: str, specs: List[ActivationSpec]) -> None:
     if device != "cuda":
         return
     if not torch.cuda.is_available():
@@ -103,31 +49,6 @@ def check_device(device: str, specs) -> None:
             "--device cuda: this torch-sugar build has no CUDA kernels for sugar::relu "
             "(built with SUGAR_CUDA=0); rebuild with CUDA or use --device cpu"
         )
-
-
-def train_config(args) -> TrainConfig:
-    return TrainConfig(
-        model=args.model,
-        hidden=tuple(args.hidden),
-        width=args.width,
-        dropout=args.dropout,
-        norm=args.norm,
-        init=args.init,
-        epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        clip_grad=args.clip_grad,
-        augment=args.augment,
-        device=args.device,
-        select_by=args.select_by,
-        patience=args.patience,
-        pos_weight=args.pos_weight,
-    )
 
 
 def _progress_bar(quiet: bool, total: int, desc: str):
@@ -151,8 +72,39 @@ def _progress_bar(quiet: bool, total: int, desc: str):
     )
 
 
-def run(args) -> int:
-    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C).
+@dataclass
+class Comparison:
+    """A comparison set up in this process: its config, the activations, the data, the task kind
+    and the tasks (in the serial order), the output folder."""
+
+    config: CompareConfig
+    ctx: distributed.Context
+    specs: List[ActivationSpec]
+    baseline: Optional[str]
+    data: Data
+    kind: ModelTasks
+    model_text: str
+    out_dir: str
+    tasks: List[Task]
+
+    @property
+    def labels(self) -> List[str]:
+        return [s.label for s in self.specs]
+
+    @property
+    def title(self) -> str:
+        t, seeds = self.config.training, self.config.comparison.seeds
+        return (
+            f"{self.data.name}: {self.model_text}, {t.optimizer} lr {t.lr:g}, {t.epochs} epochs, "
+            f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+        )
+
+
+def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]] = None) -> int:
+    """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C). ``config`` is checked
+    (:meth:`~.config.CompareConfig.check`: the command line has done so, Python callers need not);
+    ``resume``: keep the finished runs of the results.json in the output folder (``--resume``);
+    ``command``: the command line, for results.json.
 
     Torch's thread count and deterministic-algorithms setting are set for the run and put back
     afterwards, so calling this from other Python code leaves the process as it was."""
@@ -162,250 +114,242 @@ def run(args) -> int:
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
     try:
-        return _run(args)
+        return _compare(config.check(), resume, command)
     finally:
         distributed.leave()  # torchrun: wait for the other ranks, then leave the group
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
 
 
-def _make_dirs(out_dir: str, args) -> None:
+def _activations(config: CompareConfig):
+    """The parsed --activations and the baseline (None with one activation)."""
+    comparison = config.comparison
+    specs = parse_activations(comparison.activations, comparison.negative_only)
+    labels = [s.label for s in specs]
+    baseline = comparison.baseline
+    if baseline is not None and baseline not in labels:
+        raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
+    if baseline is None:
+        baseline = "relu" if "relu" in labels else labels[0]
+    return specs, (None if len(labels) == 1 else baseline)
+
+
+def _make_dirs(out_dir: str, run_cfg: RunConfig) -> None:
     try:
         os.makedirs(out_dir, exist_ok=True)
-        if args.save_predictions:
+        if run_cfg.save_predictions:
             os.makedirs(os.path.join(out_dir, "predictions"), exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
-    if args.save_models is not None:
+    if run_cfg.save_models is not None:
         try:
-            os.makedirs(args.save_models, exist_ok=True)
+            os.makedirs(run_cfg.save_models, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"--save-models: cannot create {args.save_models}: {exc.strerror}") from None
+            raise UsageError(f"--save-models: cannot create {run_cfg.save_models}: {exc.strerror}") from None
 
 
-def _set_up(args, cfg, ctx):
-    """The data, the model factory and its description, the output folders: (data, factory,
-    model_text, norm, out_dir). Raises UsageError on bad input."""
-    data = load_data(args)
+def set_up(config: CompareConfig, specs, baseline, ctx: distributed.Context) -> Comparison:
+    """The data, the task kind and its model's description, the output folders. Raises UsageError
+    on bad input."""
+    data = load_data(config.data)
+    training, model_cfg, run_cfg = config.training, config.model, config.run
     if data.n_classes != 2:
         for flag, value in (
-            ("--pos-weight", cfg.pos_weight),
-            ("--select-by auc", cfg.select_by == "auc" or None),
+            ("--pos-weight", training.pos_weight),
+            ("--select-by auc", training.select_by == "auc"),
         ):
-            if value is not None:
+            if value:
                 raise UsageError(f"{flag} needs two classes; {data.name} has {data.n_classes}")
-    factory = None
-    if args.model_fn is not None:
-        factory, probe = model_factory(args.model_fn, data.spec, data.n_classes, data.example_rows())
+    kind = ModelTasks(data, model_cfg, training, run_cfg.device, run_cfg.threads, run_cfg.save_models)
+    _, probe = kind.factory()
+    if probe is not None:
         params = sum(p.numel() for p in probe.parameters())
-        model_text = f"{args.model_fn} ({type(probe).__name__}, {params:,} parameters)"
+        model_text = f"{model_cfg.model_fn} ({type(probe).__name__}, {params:,} parameters)"
     else:
-        probe = build_model(
-            cfg.model, data.spec, data.n_classes, cfg.hidden, cfg.width, cfg.dropout, cfg.norm, cfg.init
-        )
-        model_text = describe_model(cfg.model, probe, cfg.hidden, cfg.width)
-    norm = resolve_norm(cfg.model, cfg.norm)
-    del probe
-
-    out_dir = args.out or os.path.join("results", f"compare-{safe_name(data.name)}")
+        m = model_cfg
+        probe = build_model(m.model, data.spec, data.n_classes, m.hidden, m.width, m.dropout, m.norm, m.init)
+        model_text = describe_model(m.model, probe, m.hidden, m.width)
+    out_dir = run_cfg.out or os.path.join("results", f"compare-{safe_name(data.name)}")
     if ctx.main:
-        _make_dirs(out_dir, args)
-    return data, factory, model_text, norm, out_dir
+        _make_dirs(out_dir, run_cfg)
+    tasks = make_tasks(specs, config.comparison.seeds)
+    return Comparison(config, ctx, specs, baseline, data, kind, model_text, out_dir, tasks)
 
 
-def _run(args) -> int:
-    specs = parse_activations(args.activations, args.negative_only)
-    labels = [s.label for s in specs]
-    baseline = args.baseline
-    if baseline is not None:
-        if baseline not in labels:
-            raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
-    else:
-        baseline = "relu" if "relu" in labels else labels[0]
-    if len(labels) == 1:
-        baseline = None
-    check_device(args.device, specs)
-    n_jobs = getattr(args, "jobs", 1)
-    ctx = distributed.from_environment(args.device)
-    if n_jobs > 1 and getattr(args, "stream", False):
-        raise UsageError(
-            "--jobs: not with --stream yet (the training stream stays in one process); leave --jobs out"
-        )
-    if ctx.active and n_jobs > 1:
-        raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
-    if not ctx.main:  # torchrun: only rank 0 prints and writes
-        args = argparse.Namespace(
-            **{**vars(args), "quiet": True, "no_plots": True, "save_predictions": False, "save_models": None}
-        )
-    set_determinism(args.device, args.threads)
-    cfg = train_config(args)
-
-    error = None
-    try:
-        data, factory, model_text, norm, out_dir = _set_up(args, cfg, ctx)
-    except UsageError as exc:
-        error = str(exc)
-    distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
-    json_path, csv_path = os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")
-
-    d = data.describe()
-    title = (
-        f"{data.name}: {model_text}, {cfg.optimizer} lr {cfg.lr:g}, {cfg.epochs} epochs, "
-        f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
-    )
+def header(c: Comparison, jobs: int) -> List[str]:
+    """The lines printed before the runs: the data, the model, the training, the activations."""
+    config, data, d = c.config, c.data, c.data.describe()
+    m, t, run_cfg = config.model, config.training, config.run
     group_text = f", groups by {data.group_name!r}" if data.group_name else ""
-    _log(
-        args.quiet,
-        f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / "
-        f"{d['n_test']} test rows, {data.n_classes} classes{group_text}",
-        *(f"  {note}" for note in data.notes),
-        f"  model: {model_text}"
-        + (
-            ""
-            if factory is not None
-            else f", {cfg.init} init, "
-            + ("batch norm" if norm == "batch" else "no norm layers")
-            + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
-        ),
-        f"  training: {cfg.optimizer} lr {cfg.lr:g}"
-        + (f" momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else "")
-        + f", batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.schedule} schedule, "
-        f"{cfg.device}, {args.threads} thread{'s' if args.threads > 1 else ''}"
-        + (f" in each of {min(n_jobs, len(args.seeds) * len(specs))} worker processes" if n_jobs > 1 else ""),
-        *(
-            [
-                f"  torchrun: DistributedDataParallel over {ctx.world} ranks, each global batch of "
-                f"{cfg.batch_size} rows split between them"
-            ]
-            if ctx.active
-            else []
-        ),
-        f"  selection: the epoch with the best validation {'AUC' if cfg.select_by == 'auc' else 'loss'}"
-        + (f", early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "")
-        + ("" if cfg.pos_weight is None else f"; positive class weight {cfg.pos_weight}"),
-        f"  seeds: {', '.join(map(str, args.seeds))}",
-        *(f"  {s.label:<14} {s.describe()}" for s in specs),
-        "",
+    model = f"  model: {c.model_text}"
+    if m.model_fn is None:
+        norm = "batch norm" if resolve_norm(m.model, m.norm) == "batch" else "no norm layers"
+        model += f", {m.init} init, {norm}" + (f", dropout {m.dropout:g}" if m.dropout else "")
+    training = (
+        f"  training: {t.optimizer} lr {t.lr:g}"
+        + (f" momentum {t.momentum:g}" if t.optimizer == "sgd" else "")
+        + f", batch {t.batch_size}, {t.epochs} epochs, {t.schedule} schedule, {run_cfg.device}, "
+        f"{run_cfg.threads} thread{'s' if run_cfg.threads > 1 else ''}"
+        + (f" in each of {jobs} worker processes" if jobs > 1 else "")
     )
+    ddp = (
+        [
+            f"  torchrun: DistributedDataParallel over {c.ctx.world} ranks, each global batch of "
+            f"{t.batch_size} rows split between them"
+        ]
+        if c.ctx.active
+        else []
+    )
+    selection = (
+        f"  selection: the epoch with the best validation {'AUC' if t.select_by == 'auc' else 'loss'}"
+        + (f", early stopping after {t.patience} epochs without improvement" if t.patience else "")
+        + ("" if t.pos_weight is None else f"; positive class weight {t.pos_weight}")
+    )
+    return [
+        f"torch-sugar compare: {data.name}, {d['n_train']} train / {d['n_val']} validation / {d['n_test']} test "
+        f"rows, {data.n_classes} classes{group_text}",
+        *(f"  {note}" for note in data.notes),
+        model,
+        training,
+        *ddp,
+        selection,
+        f"  seeds: {', '.join(map(str, config.comparison.seeds))}",
+        *(f"  {s.label:<14} {s.describe()}" for s in c.specs),
+    ]
 
-    payload = {
+
+def _payload(c: Comparison, command: Optional[List[str]]) -> dict:
+    return {
         "tool": "torch-sugar compare",
         "version": torch_sugar.__version__,
         "torch": torch.__version__,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(["torch-sugar"] + list(args.argv))
-        if getattr(args, "argv", None) is not None
-        else None,
-        "config": {
-            **cfg.as_dict(),
-            "activations": labels,
-            "baseline": baseline,
-            "seeds": list(args.seeds),
-            "threads": args.threads,
-            "jobs": n_jobs,
-            "world_size": ctx.world,
-            "data_seed": args.data_seed,
-            "val_fraction": args.val_fraction,
-            "test_fraction": args.test_fraction,
-            "limit": args.limit,
-            "model_fn": args.model_fn,
-            "save_models": args.save_models,
-            "hash_buckets": args.hash_buckets,
-            "embedding_dim": args.embedding_dim,
-        },
-        "data": d,
-        "input_spec": data.spec.as_dict(),
-        "model": model_text,
-        "activations": {s.label: s.describe() for s in specs},
+        "command": None if command is None else " ".join(command),
+        "config": c.config.as_dict(),
+        "world_size": c.ctx.world,
+        "data": c.data.describe(),
+        "input_spec": c.data.spec.as_dict(),
+        "model": c.model_text,
+        "activations": {s.label: s.describe() for s in c.specs},
         "complete": False,
         "interrupted": False,
         "runs": [],
         "summary": None,
     }
-    runs: List[dict] = payload["runs"]
-    rows_per_run = len(data.train) * cfg.epochs  # what a run's progress bar counts
-    total = len(args.seeds) * len(specs)
-    started = time.perf_counter()
 
-    def save() -> None:
-        if not ctx.main:
-            return
-        payload["summary"] = summarize(runs, labels, baseline)
-        payload["wall_seconds"] = time.perf_counter() - started
-        write_json(json_path, payload)
-        write_csv(csv_path, runs)
 
-    if args.save_models is not None:
-        payload["preprocessing"] = write_preprocessing(
-            args.save_models, data.preprocessing, data.spec, model_text, labels
+def _resume(c: Comparison, results: ResultsFile) -> List[str]:
+    """``--resume``: keeps the finished runs of the output folder's results.json (rank 0 reads it;
+    every rank skips the same tasks). Returns the lines to log."""
+    error, kept, previous = None, {}, {}
+    if c.ctx.main:
+        try:
+            kept, previous = previous_runs(results.json_path, c.config, results.payload, c.tasks)
+        except UsageError as exc:
+            error = str(exc)
+    distributed.agree(c.ctx, error)
+    kept = distributed.share(c.ctx, kept)
+    if not kept:
+        return [f"  --resume: no finished run in {results.json_path} yet; running all {len(c.tasks)}"]
+    results.keep(kept, previous)
+    return [
+        f"  --resume: kept the {len(kept)} finished run(s) of {results.json_path}; {len(c.tasks) - len(kept)} left"
+    ]
+
+
+def _run_tasks(c: Comparison, todo: List[Task], results: ResultsFile, jobs: int) -> None:
+    """The tasks left, one after the other or in ``jobs`` worker processes; each finished run is
+    written at once (and its predictions, with --save-predictions)."""
+    quiet, per_task = c.config.run.quiet, c.kind.progress_total
+
+    def finish(result: TaskResult) -> None:
+        if c.config.run.save_predictions and result.predictions is not None:
+            stem = c.tasks[result.index].stem
+            c.kind.write_predictions(os.path.join(c.out_dir, "predictions", f"{stem}.csv"), result)
+        results.add(result)
+
+    if jobs > 1:
+        bar = _progress_bar(quiet, per_task * len(todo), f"{len(todo)} runs in {jobs} processes")
+        try:
+            run_parallel(jobs, c.kind, todo, bar, finish)
+        finally:
+            if bar is not None:
+                bar.close()
+        return
+    c.kind.prepare_process()
+    for task in todo:
+        bar = _progress_bar(
+            quiet, per_task, f"[{task.index + 1}/{len(c.tasks)}] {task.label} seed {task.seed}"
         )
-    tasks = [(spec, seed) for seed in args.seeds for spec in specs]  # the serial order
-    finished: dict = {}
+        try:
+            result = run_task(c.kind, task, bar, c.ctx)
+        finally:
+            if bar is not None:
+                bar.close()
+        finish(result)
 
-    def finish(index: int, record: dict, log_probs) -> None:
-        """A run is done: keep it (runs stay in the serial order) and write the results."""
-        spec, seed = tasks[index]
-        finished[index] = record
-        runs[:] = [finished[i] for i in sorted(finished)]
-        if args.save_predictions and log_probs is not None:
-            write_predictions(
-                os.path.join(out_dir, "predictions", f"{safe_name(spec.label)}-seed{seed}.csv"),
-                data.test.rows,
-                data.test.groups,
-                data.test.y.numpy(),
-                log_probs,
-                data.class_names,
-            )
-        save()
 
-    jobs = min(n_jobs, total)
-    try:
-        if jobs > 1:
-            from .parallel import run_parallel
-
-            bar = _progress_bar(args.quiet, rows_per_run * total, f"{total} runs in {jobs} processes")
-            try:
-                run_parallel(jobs, tasks, args, data, cfg, bar, rows_per_run, finish)
-            finally:
-                if bar is not None:
-                    bar.close()
-        for index, (spec, seed) in enumerate(tasks if jobs == 1 else []):
-            bar = _progress_bar(args.quiet, rows_per_run, f"[{index + 1}/{total}] {spec.label} seed {seed}")
-            try:
-                record, log_probs, model = train_one(data, spec, seed, cfg, bar=bar, factory=factory, ctx=ctx)
-            finally:
-                if bar is not None:
-                    bar.close()
-            if args.save_models is not None and record["status"] == "done":
-                record["saved"] = save_model(
-                    model, args.save_models, f"{safe_name(spec.label)}-seed{seed}", data.example_rows()
-                )
-            finish(index, record, log_probs)
-    except KeyboardInterrupt:
-        payload["interrupted"] = True
-        save()
-        if not ctx.main:
-            return 130
-        plots = [] if args.no_plots or not runs else plot_results(out_dir, runs, labels, title)
-        print(
-            f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {total} "
-            f"in {json_path}" + (f" and {len(plots)} plot(s)" if plots else ""),
-            file=sys.stderr,
-        )
+def _interrupted(c: Comparison, results: ResultsFile) -> int:
+    results.save(interrupted=True)
+    if not c.ctx.main:
         return 130
+    runs, run_cfg = results.runs, c.config.run
+    plots = [] if run_cfg.no_plots or not runs else plot_results(c.out_dir, runs, c.labels, c.title)
+    print(
+        f"\ntorch-sugar compare: interrupted; kept the {len(runs)} finished run(s) of {len(c.tasks)} in "
+        f"{results.json_path}"
+        + (f" and {len(plots)} plot(s)" if plots else "")
+        + "; the same command with --resume runs the rest",
+        file=sys.stderr,
+    )
+    return 130
 
-    payload["complete"] = True
-    save()
-    if not ctx.main:
+
+def _report(c: Comparison, results: ResultsFile) -> int:
+    results.save(complete=True)
+    if not c.ctx.main:
         return 0
-    print(f"{title}, test set of {d['n_test']} rows\n")
-    print(format_tables(payload["summary"], runs, len(args.seeds)))
-    plots = [] if args.no_plots else plot_results(out_dir, runs, labels, title)
-    print(f"\nresults: {json_path}, {csv_path}")
-    if args.save_models is not None:
-        print(f"models:  {args.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
+    run_cfg, runs = c.config.run, results.runs
+    print(f"{c.title}, test set of {len(c.data.test)} rows\n")
+    print(format_tables(results.payload["summary"], runs, len(c.config.comparison.seeds)))
+    plots = [] if run_cfg.no_plots else plot_results(c.out_dir, runs, c.labels, c.title)
+    print(f"\nresults: {results.json_path}, {results.csv_path}")
+    if run_cfg.save_models is not None:
+        print(f"models:  {run_cfg.save_models}/ (state_dict and TorchScript per run, preprocessing.json)")
     if plots:
         print("plots:   " + ", ".join(plots))
-    elif not args.no_plots:
+    elif not run_cfg.no_plots:
         print("plots:   skipped (matplotlib is not installed)")
     return 0
+
+
+def _compare(config: CompareConfig, resume: bool, command: Optional[List[str]]) -> int:
+    specs, baseline = _activations(config)
+    check_device(config.run.device, specs)
+    ctx = distributed.from_environment(config.run.device)
+    if ctx.active and config.run.jobs > 1:
+        raise UsageError("--jobs: under torchrun every run already uses all the ranks; leave --jobs out")
+    if not ctx.main:  # torchrun: only rank 0 prints and writes
+        quiet = replace(config.run, quiet=True, no_plots=True, save_predictions=False, save_models=None)
+        config = replace(config, run=quiet)
+    set_determinism(config.run.device, config.run.threads)
+    error = None
+    try:
+        c = set_up(config, specs, baseline, ctx)
+    except UsageError as exc:
+        error = str(exc)
+    distributed.agree(ctx, error)  # bad input on any rank stops every rank, before training
+    results = ResultsFile(c.out_dir, _payload(c, command), c.labels, baseline, writes=ctx.main)
+    notes = _resume(c, results) if resume else []
+    todo = [t for t in c.tasks if t.index not in results.records]
+    jobs = min(config.run.jobs, len(todo))
+    _log(config.run.quiet, *header(c, jobs), *notes, "")
+    if config.run.save_models is not None:
+        results.payload["preprocessing"] = write_preprocessing(
+            config.run.save_models, c.data.preprocessing, c.data.spec, c.model_text, c.labels
+        )
+    try:
+        _run_tasks(c, todo, results, jobs)
+    except KeyboardInterrupt:
+        return _interrupted(c, results)
+    return _report(c, results)

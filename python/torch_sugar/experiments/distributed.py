@@ -112,3 +112,12 @@ def parameter_digests(ctx: Context, model: torch.nn.Module) -> list:
     out = [None] * ctx.world
     dist.all_gather_object(out, digest)
     return out
+
+
+def share(ctx: Context, value):
+    """Rank 0's ``value`` on every rank (a broadcast); ``value`` itself outside torchrun."""
+    if not ctx.active:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -21,8 +21,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .data import InputSpec
 from .errors import UsageError
+from .preprocess import InputSpec
 
 MODELS = ("mlp", "dcn", "cnn", "vgg16", "resnet18")
 DCN_CROSS_LAYERS = 3

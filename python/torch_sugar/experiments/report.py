@@ -308,7 +308,15 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         from matplotlib.figure import Figure
     except ImportError:
         return []
-    paths = []
+    return [
+        _plot_learning_curves(Figure, os.path.join(out_dir, "learning_curves.png"), runs, labels, title),
+        _plot_dead_units(Figure, os.path.join(out_dir, "dead_units.png"), runs, labels, title),
+    ]
+
+
+def _plot_learning_curves(figure, path: str, runs: Sequence[dict], labels: Sequence[str], title: str) -> str:
+    """Training loss, validation loss, validation AUC or accuracy and the dead fraction over the
+    epochs: mean over seeds, band = min..max, one style per activation."""
     binary = any(r.get("auc") is not None for r in runs)
     panels = [
         ("train_loss", "training loss", 1),
@@ -316,7 +324,7 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         ("val_auc" if binary else "val_accuracy", "validation AUC" if binary else "validation accuracy", 1),
         ("dead_fraction", "dead units (validation set)", 0),
     ]
-    fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    fig = figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels))
     styles = {label: _style(i) for i, label in enumerate(labels)}
     for ax, (key, name, first) in zip(axes, panels):
@@ -333,43 +341,49 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
     if axes[0].get_legend_handles_labels()[1]:
         axes[0].legend(fontsize="small")
     fig.suptitle(f"{title}\nmean over seeds, band = min..max")
-    path = os.path.join(out_dir, "learning_curves.png")
     fig.savefig(path, dpi=110)
-    paths.append(path)
+    return path
 
-    # dead-unit fraction per layer over epochs, one panel per activation
-    fig = Figure(figsize=(4.2 * len(labels), 3.8), layout="constrained")
+
+def _plot_layers(ax, runs: Sequence[dict], label: str) -> bool:
+    """One activation's panel of dead_units.png; False when it has no finished run."""
+    done = [r for r in runs if r["activation"] == label and r["status"] == "done"]
+    ax.set_title(label)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if not done:
+        ax.text(0.5, 0.5, "no finished run", ha="center", transform=ax.transAxes)
+        return False
+    names = layer_labels(done[0])
+    layers = list(done[0]["history"][0]["dead_layers"])
+    cmap = _colormap()
+    length = min(len(r["history"]) for r in done)
+    for i, layer in enumerate(layers):
+        arr = np.array(
+            [[h["dead_layers"].get(layer, np.nan) for h in r["history"][:length]] for r in done], dtype=float
+        )
+        ax.plot(
+            np.arange(length),
+            np.nanmean(arr, 0),
+            color=cmap(i / max(len(layers) - 1, 1)),
+            label=names.get(layer, layer),
+            linewidth=1.2,
+            linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+        )
+    curve = _curves(runs, label, "dead_fraction")
+    if curve is not None:
+        ax.plot(curve[0], curve[1], color="black", linestyle="--", linewidth=2, label="all layers")
+    return True
+
+
+def _plot_dead_units(figure, path: str, runs: Sequence[dict], labels: Sequence[str], title: str) -> str:
+    """The dead-unit fraction of every layer over the epochs, one panel per activation."""
+    fig = figure(figsize=(4.2 * len(labels), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(labels), sharey=True))
     legend_ax = None
     for ax, label in zip(axes, labels):
-        done = [r for r in runs if r["activation"] == label and r["status"] == "done"]
-        ax.set_title(label)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        if not done:
-            ax.text(0.5, 0.5, "no finished run", ha="center", transform=ax.transAxes)
-            continue
-        names = layer_labels(done[0])
-        layers = list(done[0]["history"][0]["dead_layers"])
-        cmap = _colormap()
-        length = min(len(r["history"]) for r in done)
-        for i, layer in enumerate(layers):
-            arr = np.array(
-                [[h["dead_layers"].get(layer, np.nan) for h in r["history"][:length]] for r in done],
-                dtype=float,
-            )
-            ax.plot(
-                np.arange(length),
-                np.nanmean(arr, 0),
-                color=cmap(i / max(len(layers) - 1, 1)),
-                label=names.get(layer, layer),
-                linewidth=1.2,
-                linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-            )
-        curve = _curves(runs, label, "dead_fraction")
-        if curve is not None:
-            ax.plot(curve[0], curve[1], color="black", linestyle="--", linewidth=2, label="all layers")
-        legend_ax = legend_ax or ax
+        if _plot_layers(ax, runs, label):
+            legend_ax = legend_ax or ax
     axes[0].set_ylabel("dead fraction of the layer's units")
     if legend_ax is not None:
         handles, names = legend_ax.get_legend_handles_labels()
@@ -379,10 +393,8 @@ def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], titl
         f"{title}\ndead units per layer (never > 0 on the validation set), mean over seeds; "
         "light = first layer, dark = last"
     )
-    path = os.path.join(out_dir, "dead_units.png")
     fig.savefig(path, dpi=110)
-    paths.append(path)
-    return paths
+    return path
 
 
 def _colormap():
