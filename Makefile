@@ -75,7 +75,7 @@ format: $(DEPS_STAMP)
 clean:
 	rm -rf build python/torch_sugar/lib python/torch_sugar/_C*.so *.egg-info python/*.egg-info
 	rm -rf $(CMAKE_BUILD) python/torch_sugar/include
-	rm -rf build-cuda
+	rm -rf build-cuda build-oldest
 
 # ---- C++ (issue 4) ---------------------------------------------------------------------------
 # test-cpp: the CMake build of `make build` (build-cmake/) with the tests turned on, then ctest:
@@ -121,7 +121,8 @@ test-cpp: build cpp-deps
 
 
 # ---- CUDA build (README, "Building with CUDA") ----
-# `make build-cuda` builds the CUDA variant against the CUDA 13 build of torch in its own
+# `make build-cuda` builds the CUDA variant against the CUDA 13 build of torch (requirements-cuda.txt:
+# the newest release, from PyPI, about 3 GB with its nvidia-* packages) in its own
 # .venv-cuda, into build-cuda/ (setup.py build, not --inplace, so the CPU build in .venv and
 # python/torch_sugar/lib is left alone), then checks without a GPU that every op registered CUDA
 # kernels. setup.py drives CMake as for the CPU build (its build folder: build-cuda/temp/cmake);
@@ -144,3 +145,58 @@ build-cuda: $(CUDA_DEPS_STAMP) | build-deps
 	CMAKE=$(CMAKE) PATH="$(CURDIR)/$(VENV_CUDA)/bin:$$PATH" SUGAR_CUDA=1 $(VPY_CUDA) setup.py -q build --build-base $(CUDA_BUILD) \
 		--build-lib $(CUDA_BUILD)/lib --build-temp $(CUDA_BUILD)/temp
 	$(VPY_CUDA) scripts/check_cuda_build.py $(CUDA_BUILD)/lib
+
+
+# ---- Other torch versions (README, "Supported torch versions") ----
+# `make test` runs the suite with .venv's torch (requirements-dev.txt). Two more targets run the
+# same suite, pytest and then ctest, with the ends of the supported range (pyproject.toml):
+#   test-newest  the newest release: .venv-cuda's torch and the CUDA build of `make build-cuda`,
+#                on the CPU (the CUDA tests skip without a GPU)
+#   test-oldest  the oldest supported release (requirements-oldest.txt, from PyPI): .venv-oldest,
+#                a CPU-only build into build-oldest/
+# Each tests the package its own build made (build-*/lib on PYTHONPATH; tests/test_build.py uses
+# that build's CMake folder, SUGAR_TEST_CMAKE_BUILD), and turns the C++ tests on in that CMake
+# folder (the library is not compiled again). Both venvs get requirements-dev.txt less its torch pin.
+VENV_OLDEST := .venv-oldest
+VPY_OLDEST := $(VENV_OLDEST)/bin/python
+OLDEST_DEPS_STAMP := $(VENV_OLDEST)/.deps-stamp
+OLDEST_BUILD := build-oldest
+
+.PHONY: test-newest test-oldest build-oldest
+
+# $(call install_with_tests,VENV,REQUIREMENTS): REQUIREMENTS (its torch) and the test requirements.
+define install_with_tests
+	grep -v '^torch==' requirements-dev.txt > $(1)/requirements-test.txt
+	$(1)/bin/python -m pip install -q -r $(2) -r $(1)/requirements-test.txt
+endef
+
+# $(call test_build,VENV,BUILD): pytest on BUILD/lib's package, then ctest in BUILD/temp/cmake.
+define test_build
+	PATH="$(CURDIR)/$(1)/bin:$$PATH" SUGAR_TEST_CMAKE_BUILD="$(CURDIR)/$(2)/temp/cmake" \
+		PYTHONPATH="$(CURDIR)/$(2)/lib" $(1)/bin/python -m pytest -q tests
+	$(CMAKE) -S . -B $(2)/temp/cmake -DSUGAR_BUILD_TESTS=ON -DSUGAR_PYTHON="$(CURDIR)/$(1)/bin/python" >/dev/null
+	$(CMAKE) --build $(2)/temp/cmake --parallel
+	PYTHONPATH="$(CURDIR)/$(2)/lib" $(CTEST) --test-dir $(2)/temp/cmake --output-on-failure --parallel 2 $(CTEST_ARGS)
+endef
+
+$(VENV_CUDA)/.test-deps-stamp: $(CUDA_DEPS_STAMP) requirements-dev.txt
+	$(call install_with_tests,$(VENV_CUDA),requirements-cuda.txt)
+	touch $@
+
+test-newest: build-cuda $(VENV_CUDA)/.test-deps-stamp cpp-deps
+	$(call test_build,$(VENV_CUDA),$(CUDA_BUILD))
+
+$(VPY_OLDEST):
+	$(PYTHON) -m venv $(VENV_OLDEST)
+
+$(OLDEST_DEPS_STAMP): requirements-oldest.txt requirements-dev.txt | $(VPY_OLDEST)
+	$(VPY_OLDEST) -m pip install -q --upgrade pip
+	$(call install_with_tests,$(VENV_OLDEST),requirements-oldest.txt)
+	touch $@
+
+build-oldest: $(OLDEST_DEPS_STAMP) | build-deps
+	CMAKE=$(CMAKE) PATH="$(CURDIR)/$(VENV_OLDEST)/bin:$$PATH" SUGAR_CUDA=0 $(VPY_OLDEST) setup.py -q build \
+		--build-base $(OLDEST_BUILD) --build-lib $(OLDEST_BUILD)/lib --build-temp $(OLDEST_BUILD)/temp
+
+test-oldest: build-oldest cpp-deps
+	$(call test_build,$(VENV_OLDEST),$(OLDEST_BUILD))

@@ -15,7 +15,7 @@ Environment (the options of CMakeLists.txt):
   CMAKE, MAX_JOBS       the cmake program; the number of parallel compile jobs
 """
 
-import glob
+import importlib.util
 import os
 import re
 import shlex
@@ -35,38 +35,13 @@ def read_version():
     return re.search(r'__version__ = "([^"]+)"', text).group(1)
 
 
-def _toolkit_ok(home):
-    return (
-        bool(home)
-        and os.path.exists(os.path.join(home, "bin", "nvcc"))
-        and os.path.exists(os.path.join(home, "include", "cuda_runtime.h"))
-    )
-
-
-def cuda_home():
-    """The CUDA toolkit's root: CUDA_HOME or CUDA_PATH when set, else the folder above the real
-    `nvcc` on PATH (resolving a wrapper script's symlink, e.g. /usr/local/bin/nvcc), else
-    /usr/local/cuda; None when none of them is a complete toolkit."""
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        if os.environ.get(var):
-            return os.environ[var]
-    candidates = []
-    nvcc = shutil.which("nvcc")
-    if nvcc:
-        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
-    candidates.append("/usr/local/cuda")
-    return next((home for home in candidates if _toolkit_ok(home)), None)
-
-
-def pip_nvrtc(home, torch):
-    """NVRTC from torch's pip dependencies (nvidia/cu13/lib/libnvrtc.so.13 or, for CUDA 12,
-    nvidia/cuda_nvrtc/lib/libnvrtc.so.12) when the toolkit at `home` has none: torch's CMake package
-    requires the library, and a toolkit installed without it is common (the pip wheels bring theirs)."""
-    if glob.glob(os.path.join(home, "lib*", "libnvrtc.so*")):
-        return None
-    site = os.path.dirname(os.path.dirname(os.path.abspath(torch.__file__)))
-    found = sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib", "libnvrtc.so.*[0-9]")))
-    return next((f for f in found if re.search(r"libnvrtc\.so\.\d+$", f)), None)
+def load_cuda_toolkit():
+    """cmake/cuda_toolkit.py (the toolkit discovery tests/consumer/run_consumer.py uses too)."""
+    path = os.path.join(ROOT, "cmake", "cuda_toolkit.py")
+    spec = importlib.util.spec_from_file_location("torch_sugar_cuda_toolkit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def cmake_args():
@@ -84,19 +59,9 @@ def cmake_args():
         f"-DSUGAR_CUDA={modes[switch]}",
         f"-DSUGAR_DEBUG={'ON' if os.environ.get('SUGAR_DEBUG', '0') == '1' else 'OFF'}",
     ]
-    if torch.version.cuda is not None:
-        # torch's CMake package (FindCUDA and CUDAToolkit) must find the toolkit whenever torch is a
-        # CUDA build, even for SUGAR_CUDA=0.
-        home = cuda_home()
-        if home and _toolkit_ok(home):
-            args += [
-                f"-DCUDAToolkit_ROOT={home}",
-                f"-DCUDA_TOOLKIT_ROOT_DIR={home}",
-                f"-DCMAKE_CUDA_COMPILER={os.path.join(home, 'bin', 'nvcc')}",
-            ]
-            nvrtc = pip_nvrtc(home, torch)
-            if nvrtc:
-                args.append(f"-DCUDA_nvrtc_LIBRARY={nvrtc}")
+    # torch's CMake package (FindCUDA and CUDAToolkit) must find the toolkit whenever torch is a CUDA
+    # build, even for SUGAR_CUDA=0.
+    args += load_cuda_toolkit().cmake_args(torch)
     if os.environ.get("TORCH_CUDA_ARCH_LIST"):
         args.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
     return args + shlex.split(os.environ.get("CMAKE_ARGS", ""))

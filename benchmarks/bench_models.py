@@ -10,6 +10,10 @@ times with the same weights:
   sugar        torch_sugar.SugarReLU("bsilu") (torch_sugar.convert)
   fgi          the paper's stop-gradient form (FGI) written in torch ops, as a module
   autograd_fn  a Python torch.autograd.Function with the same math, saving only x
+  patched      F.relu calls (as tutorial-style models write them), the whole training step
+               under torch_sugar.patch("bsilu") (what `torch-sugar run` does)
+  converted    the same F.relu model with torch_sugar.convert(model, functional=True): only
+               the model's forward runs under the patch
 
 (on request, --variants: sugar_decomposed and sugar_extern, SugarReLU with its backward compiled
 op by op from the decomposition, as before the lowering, or as a call of the eager kernel;
@@ -59,7 +63,7 @@ sys.path.insert(0, HERE)
 import bench_ops  # noqa: E402  (the FGI form, the autograd.Function, machine info)
 import torch  # noqa: E402
 
-VARIANTS = ("relu", "sugar", "fgi", "autograd_fn")
+VARIANTS = ("relu", "sugar", "fgi", "autograd_fn", "patched", "converted")
 # SugarReLU with relu_backward compiled another way (torch_sugar._pt2.set_inductor_relu_backward):
 # op by op from its decomposition (as before the lowering), or the eager kernel as an extern call.
 # Differ from "sugar" only under torch.compile; run on request (--variants, --kernels).
@@ -93,7 +97,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help=f"comma list of {', '.join(ALL_VARIANTS)} (default: the first four)",
+        help=f"comma list of {', '.join(ALL_VARIANTS)} (default: {','.join(VARIANTS)})",
     )
     p.add_argument("--repeats", type=int, default=11, help="timed samples per measurement (default 11)")
     p.add_argument("--min-sample-ms", type=float, default=60.0, help="CPU time per sample (default 60 ms)")
@@ -104,6 +108,9 @@ def parse_args(argv=None):
         help="add the per-kernel profile of compiled CNN training (1 thread; what each backward moves)",
     )
     p.add_argument("--no-calls", action="store_true", help="skip the per-call benchmark")
+    p.add_argument(
+        "--no-memory", action="store_true", help="skip the saved-for-backward table of in-place ReLUs"
+    )
     p.add_argument(
         "--no-cpp", action="store_true", help="skip the C++ InferenceMode row (compiles a small extension)"
     )
@@ -151,6 +158,14 @@ class AutogradFn(torch.nn.Module):
         return self.fn(x)
 
 
+class Functional(torch.nn.Module):
+    """F.relu as a model's forward writes it (a module here only to sit in nn.Sequential: the
+    patch sees the F.relu call, not the module)."""
+
+    def forward(self, x):
+        return torch.nn.functional.relu(x)
+
+
 def activation(variant):
     import torch_sugar
 
@@ -161,6 +176,8 @@ def activation(variant):
         "sugar": lambda: torch_sugar.SugarReLU(SURROGATE),
         "fgi": FGI,
         "autograd_fn": AutogradFn,
+        "patched": Functional,
+        "converted": Functional,
     }[variant]()
 
 
@@ -174,9 +191,9 @@ def sugar_type(variant):
     return type(f"SugarReLU_{variant}", (torch_sugar.SugarReLU,), {})
 
 
-def build(model, variant):
+def build(model, variant=None, make_act=None):
     torch.manual_seed(0)
-    act = lambda: activation(variant)  # noqa: E731
+    act = make_act or (lambda: activation(variant))
     if model == "mlp":
         net = torch.nn.Sequential(
             torch.nn.Linear(256, 512),
@@ -207,8 +224,25 @@ def build(model, variant):
 
 
 def make_runner(model, variant, mode, task):
+    import torch_sugar
+
     net, x, y = build(model, variant)
+    if variant == "converted":
+        torch_sugar.convert(net, SURROGATE, functional=True)
     forward = torch.compile(net, fullgraph=True) if mode == "compiled" else net
+    run = make_step(net, forward, x, y, task)
+    if variant != "patched":
+        return run
+    patch = torch_sugar.patch(SURROGATE)
+
+    def patched_run():
+        with patch:
+            run()
+
+    return patched_run
+
+
+def make_step(net, forward, x, y, task):
     if task == "train":
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -280,6 +314,12 @@ def bench_models(args):
                     base = samples["relu"]
                     for v in runners:
                         cpu_ratios = [s[0] / b[0] for s, b in zip(samples[v], base)]
+                        # The patch's own cost: against SugarReLU modules doing the same math.
+                        to_sugar = (
+                            statistics.median(s[0] / b[0] for s, b in zip(samples[v], samples["sugar"]))
+                            if v in ("patched", "converted") and "sugar" in samples
+                            else None
+                        )
                         wall_ratios = [s[1] / b[1] for s, b in zip(samples[v], base)]
                         row = {
                             "threads": threads,
@@ -292,6 +332,7 @@ def bench_models(args):
                             "ratio_cpu": statistics.median(cpu_ratios),
                             "ratio_cpu_iqr": quartiles(cpu_ratios),
                             "ratio_wall": statistics.median(wall_ratios),
+                            "ratio_cpu_to_sugar": to_sugar,
                         }
                         rows.append(row)
                     print_group(rows[-len(runners) :])
@@ -311,9 +352,10 @@ def print_group(rows):
     )
     for r in rows:
         lo, hi = r["ratio_cpu_iqr"]
+        to_sugar = "" if r.get("ratio_cpu_to_sugar") is None else f"   / sugar {r['ratio_cpu_to_sugar']:.3f}x"
         print(
             f"  {r['variant']:12s} {r['cpu_ms']:9.3f} {r['wall_ms']:9.3f} {r['ratio_cpu']:12.3f}x "
-            f"{lo:6.3f}-{hi:.3f} {r['ratio_wall']:12.3f}x",
+            f"{lo:6.3f}-{hi:.3f} {r['ratio_wall']:12.3f}x{to_sugar}",
             flush=True,
         )
 
@@ -510,6 +552,52 @@ def print_kernels(rows):
         )
 
 
+# Memory of the in-place spellings under torch_sugar.patch
+
+MEMORY_ROWS = [
+    # (row, activation module factory, under the patch)
+    ("nn.ReLU(inplace=True)", lambda: torch.nn.ReLU(inplace=True), False),
+    ("nn.ReLU()", torch.nn.ReLU, False),
+    ("nn.ReLU(inplace=True) under torch_sugar.patch", lambda: torch.nn.ReLU(inplace=True), True),
+    ("nn.ReLU() under torch_sugar.patch", torch.nn.ReLU, True),
+    ("SugarReLU (convert)", None, False),
+]
+
+
+def saved_bytes(net, x, y, patched):
+    """Bytes that autograd keeps for backward after the forward pass (distinct storages: the
+    output an in-place ReLU saves is also the next convolution's saved input)."""
+    import torch_sugar
+
+    storages = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch_sugar.patch(SURROGATE) if patched else contextlib.nullcontext():
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+    del loss
+    return sum(storages.values())
+
+
+def bench_memory():
+    import torch_sugar
+
+    rows = []
+    print("\nsaved for backward, CNN (batch 64, 32x32), in-place ReLUs under the patch:")
+    for name, factory, patched in MEMORY_ROWS:
+        net, x, y = build("cnn", make_act=factory or (lambda: torch_sugar.SugarReLU(SURROGATE)))
+        rows.append({"row": name, "saved_mb": saved_bytes(net.train(), x, y, patched) / 2**20})
+    base = rows[0]["saved_mb"]
+    for r in rows:
+        r["ratio"] = r["saved_mb"] / base
+        print(f"  {r['row']:48s} {r['saved_mb']:8.1f} MB  {r['ratio']:.2f}x", flush=True)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # Per call
 
@@ -521,6 +609,8 @@ xg = x.clone().requires_grad_()
 g = torch.randn(1024)
 relu_module = torch.nn.ReLU()
 sugar_module = torch_sugar.SugarReLU("bsilu")
+patch = torch_sugar.patch("bsilu")
+F = torch.nn.functional
 """
 
 # (row, baseline statement, sugar statement)
@@ -530,6 +620,12 @@ CALL_ROWS = [
     ("forward+backward", "torch.relu(xg).backward(g)", "torch_sugar.relu(xg).backward(g)"),
     ("module, with grad", "relu_module(xg)", "sugar_module(xg)"),
     ("torch.ops.sugar.relu, with grad", "torch.relu(xg)", "torch.ops.sugar.relu(xg)"),
+    # torch_sugar.patch's cost per call: entering it, F.relu seen by the mode, backward inside it.
+    (
+        "patched F.relu, forward+backward",
+        "torch_sugar.relu(xg).backward(g)",
+        "with patch: F.relu(xg).backward(g)",
+    ),
 ]
 
 CPP_SOURCE = r"""
@@ -675,7 +771,7 @@ def kernels_markdown(rows):
     return "\n".join(out)
 
 
-def markdown(model_rows, call_rows):
+def markdown(model_rows, call_rows, memory_rows=()):
     out = []
     if model_rows:
         for threads in sorted({r["threads"] for r in model_rows}):
@@ -683,15 +779,16 @@ def markdown(model_rows, call_rows):
                 f"\n{threads} thread(s); CPU time per step as a multiple of nn.ReLU's in the same mode "
                 "(median of interleaved repeats):\n"
             )
-            out.append("| model | task | mode | sugar | fgi | autograd_fn |")
-            out.append("|---|---|---|---|---|---|")
+            shown = [v for v in VARIANTS[1:] if any(r["variant"] == v for r in model_rows)]
+            out.append("| model | task | mode | " + " | ".join(shown) + " |")
+            out.append("|---|---|---|" + "---|" * len(shown))
             keys = sorted(
                 {(r["model"], r["task"], r["mode"]) for r in model_rows if r["threads"] == threads},
                 key=lambda k: (k[0], k[1] != "train", k[2]),
             )
             for model, task, mode in keys:
                 cells = []
-                for v in ("sugar", "fgi", "autograd_fn"):
+                for v in shown:
                     r = next(
                         (
                             r
@@ -701,7 +798,10 @@ def markdown(model_rows, call_rows):
                         ),
                         None,
                     )
-                    cells.append(f"{r['ratio_cpu']:.2f}x" if r else "-")
+                    cell = f"{r['ratio_cpu']:.2f}x" if r else "-"
+                    if r and r.get("ratio_cpu_to_sugar") is not None:
+                        cell += f" ({r['ratio_cpu_to_sugar']:.2f}x sugar)"
+                    cells.append(cell)
                 out.append(f"| {model} | {task} | {mode} | " + " | ".join(cells) + " |")
             compiled_gain = [
                 (r["model"], r["task"], r["variant"], e["cpu_ms"] and r["cpu_ms"] / e["cpu_ms"])
@@ -719,6 +819,12 @@ def markdown(model_rows, call_rows):
                         f"{m} {t} {v} {g:.2f}x" for m, t, v, g in compiled_gain if v in ("relu", "sugar")
                     )
                 )
+    if memory_rows:
+        out.append("\nSaved for backward, bench's CNN (batch 64, 32x32, float32):\n")
+        out.append("| activations | saved | vs nn.ReLU(inplace=True) |")
+        out.append("|---|---|---|")
+        for r in memory_rows:
+            out.append(f"| {r['row']} | {r['saved_mb']:.1f} MB | {r['ratio']:.2f}x |")
     if call_rows:
         out.append("\nPer call, 2^10 float32 elements, 1 thread:\n")
         has_ir = any("ratio_instructions" in r for r in call_rows)
@@ -758,19 +864,26 @@ def main(argv=None):
     )
     model_rows = [] if args.no_models else bench_models(args)
     kernel_rows = bench_kernels(args) if args.kernels else []
+    memory_rows = [] if args.no_memory else bench_memory()
     call_rows = []
     if not args.no_calls:
         print("\nper call, 2^10 float32 elements, 1 thread (baseline -> sugar):")
         call_rows = bench_calls(args)
     if args.markdown:
-        print(markdown(model_rows, call_rows))
+        print(markdown(model_rows, call_rows, memory_rows))
         if kernel_rows:
             print(kernels_markdown(kernel_rows))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(
-                {"machine": info, "models": model_rows, "kernels": kernel_rows, "calls": call_rows},
+                {
+                    "machine": info,
+                    "models": model_rows,
+                    "kernels": kernel_rows,
+                    "calls": call_rows,
+                    "memory": memory_rows,
+                },
                 f,
                 indent=1,
             )

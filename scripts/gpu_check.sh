@@ -76,6 +76,12 @@ nvcc = shutil.which("nvcc")
 print("nvcc:", nvcc, subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1] if nvcc else "")
 import setuptools
 print("setuptools", setuptools.__version__, "| ninja:", shutil.which("ninja") or "not on PATH (python module?)")
+# README, "Supported torch versions": the range pyproject.toml states, and setuptools 77 for its license string.
+minor = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+if not (2, 9) <= minor < (2, 16):
+    print(f"WARNING: torch {torch.__version__} is outside the supported range (2.9.1 to 2.15); the build may fail")
+if int(setuptools.__version__.split(".")[0]) < 77:
+    print("WARNING: setuptools < 77 cannot read pyproject.toml's license string; the build will fail")
 EOF
 
 if [[ -z "${TORCH_CUDA_ARCH_LIST:-}" ]]; then

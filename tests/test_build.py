@@ -1,8 +1,9 @@
 """The build: CMakeLists.txt is its one description, setup.py drives it for pip.
 
-These tests reuse `make build`'s CMake folder (build-cmake/), so a wheel costs a configure step and
-an install, not a compile; they are skipped where that folder does not exist (a package installed
-some other way).
+These tests reuse `make build`'s CMake folder (build-cmake/; SUGAR_TEST_CMAKE_BUILD names another,
+as `make test-newest` and `make test-oldest` do for the build of the torch they test), so a wheel
+costs a configure step and an install, not a compile; they are skipped where that folder does not
+exist (a package installed some other way).
 """
 
 import glob
@@ -16,9 +17,14 @@ import zipfile
 import pytest
 import torch
 
+import torch_sugar
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CMAKE_BUILD = os.path.join(ROOT, "build-cmake")
+CMAKE_BUILD = os.environ.get("SUGAR_TEST_CMAKE_BUILD") or os.path.join(ROOT, "build-cmake")
 CMAKE = os.environ.get("CMAKE") or shutil.which("cmake")
+
+# The wheel is built as the package under test was: a CUDA build's CMake folder stays one.
+BUILT_WITH_CUDA = torch_sugar.build_info()["cuda_compiled"]
 
 needs_cmake_build = pytest.mark.skipif(
     CMAKE is None or not os.path.exists(os.path.join(CMAKE_BUILD, "CMakeCache.txt")),
@@ -53,7 +59,7 @@ def test_wheel_is_the_cmake_build_and_works(tmp_path):
         ],
         capture_output=True,
         text=True,
-        env=_env(SUGAR_CUDA="0", SUGAR_CMAKE_BUILD_DIR=CMAKE_BUILD),
+        env=_env(SUGAR_CUDA="1" if BUILT_WITH_CUDA else "0", SUGAR_CMAKE_BUILD_DIR=CMAKE_BUILD),
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -74,9 +80,10 @@ def test_wheel_is_the_cmake_build_and_works(tmp_path):
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    inplace = os.path.join(ROOT, "python", "torch_sugar", "lib", "libtorch_sugar.so")
-    if os.path.exists(inplace):
-        with open(inplace, "rb") as a, open(site / "torch_sugar" / "lib" / "libtorch_sugar.so", "rb") as b:
+    # The library of the package under test (make build's, in python/torch_sugar, for make test).
+    built = os.path.join(os.path.dirname(torch_sugar.__file__), "lib", "libtorch_sugar.so")
+    if os.path.exists(built):
+        with open(built, "rb") as a, open(site / "torch_sugar" / "lib" / "libtorch_sugar.so", "rb") as b:
             assert a.read() == b.read(), "the wheel's op library is not the one make build installed"
     code = (
         "import os, torch, torch_sugar\n"

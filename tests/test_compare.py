@@ -473,3 +473,42 @@ def test_run_leaves_torch_settings_as_they_were(tmp_path, capsys):
     assert code == 0, err
     assert torch.get_num_threads() == threads
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+FUNCTIONAL_MODEL = """
+import torch.nn.functional as F
+from torch import nn
+
+
+class Tutorial(nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(n_in, 16), nn.Linear(16, 16), nn.Linear(16, n_out)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def build(spec, n_outputs):
+    return Tutorial(spec.shape[0], n_outputs)
+"""
+
+
+def test_model_fn_with_functional_relus_gets_sugar(tmp_path, capsys):
+    """A --model-fn model written with F.relu: SUGAR activations reach its calls (they differ from
+    the ReLU run), a plain activation warns that it cannot."""
+    path = tmp_path / "tutorial.py"
+    path.write_text(FUNCTIONAL_MODEL)
+    argv = ["compare", "--dataset", "wine", "--model-fn", f"{path}:build", "--epochs", "2", "--seeds", "1"]
+    argv += ["--quiet", "--no-plots", "--threads", "1", "--out", str(tmp_path / "out")]
+    code, _, err = run_cli(
+        argv + ["--activations", "relu,bsilu", "--save-models", str(tmp_path / "m")],
+        capsys,
+    )
+    assert code == 0, err
+    runs = {r["activation"]: r for r in load_results(tmp_path / "out")["runs"]}
+    assert runs["relu"]["history"][-1]["train_loss"] != runs["bsilu"]["history"][-1]["train_loss"]
+    assert list(runs["relu"]["dead_end"]["layers"]) == ["(model)#relu0", "(model)#relu1"]
+    with pytest.warns(UserWarning, match="has no nn.ReLU modules to replace"):
+        code, _, err = run_cli(argv[:-1] + [str(tmp_path / "plain"), "--activations", "plain:gelu"], capsys)
+    assert code == 0, err

@@ -408,8 +408,7 @@ VALUE = 3
 @pytest.mark.parametrize(
     "func, match",
     [
-        ("no_relu", "has no nn.ReLU module, so there is nothing to convert to SUGAR"),
-        ("functional_relu", "has no nn.ReLU module"),
+        ("no_relu", "computes no ReLU (no nn.ReLU module, no F.relu/torch.relu/x.relu() call"),
         ("not_a_module", "returned a str, not an nn.Module"),
         ("wrong_outputs", "returns (2, 4) for 2 rows; expected (2, 3)"),
         ("wrong_inputs", "fails on a batch of input shape (2, 13)"),

@@ -151,7 +151,10 @@ def test_bad_csv(table, capsys, text, extra, match):
         (["--pos-weight", "x"], "argument --pos-weight: expected auto or a positive number, got 'x'"),
         (["--pos-weight", "auto"], "--pos-weight needs two classes; digits has 10"),
         (["--select-by", "auc"], "--select-by auc needs two classes; digits has 10"),
-        (["--select-by", "f1"], "argument --select-by: invalid choice: 'f1'"),
+        (
+            ["--select-by", "f1"],
+            "argument --select-by: expected loss or auc, or METRIC:min|max with --script (e.g. val_loss:min), got 'f1'",
+        ),
         (["--patience", "0"], "argument --patience: expected a positive integer, got '0'"),
         (["--hash-buckets", "0"], "argument --hash-buckets: expected a positive integer, got '0'"),
         (["--model", "dcn"], "--model dcn needs tabular data"),

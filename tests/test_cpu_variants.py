@@ -479,10 +479,14 @@ def test_avx_instructions_only_in_isa_functions():
 
 def _isa_object(isa, tmp_path):
     """The ISA object of the last CMake build (`make build`'s build-cmake/, or setup.py's under
-    build/), else one compiled here."""
+    build/; the one SUGAR_TEST_CMAKE_BUILD names, see test_build.py), else one compiled here."""
+    builds = (
+        [os.environ["SUGAR_TEST_CMAKE_BUILD"]]
+        if os.environ.get("SUGAR_TEST_CMAKE_BUILD")
+        else ["build-cmake", "build"]
+    )
     patterns = [
-        os.path.join(ROOT, d, "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o")
-        for d in ("build-cmake", "build")
+        os.path.join(ROOT, d, "**", f"torch_sugar_cpu_{isa}.dir", "**", "vec_kernels.cpp.o") for d in builds
     ]
     objects = sorted((o for p in patterns for o in glob.glob(p, recursive=True)), key=os.path.getmtime)
     if objects:

@@ -2,6 +2,7 @@
 behaves exactly as torch.ops.sugar.relu, and everything it does not handle reaches the checked
 torch.ops path: __torch_function__ overrides and modes, wrong types, int alphas."""
 
+import numpy as np
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -81,3 +82,55 @@ def test_torch_function_modes_and_subclasses_see_the_op():
     t = torch.randn(4).as_subclass(Tagged)
     out = torch_sugar.relu(t, "gelu")
     assert Tagged.calls == 1 and isinstance(out, Tagged)
+
+
+# Arguments the ops reject that pybind11's own casters would let into the direct entry: a bool
+# alpha (pybind11 3.1, in torch 2.14 and later, reads True as alpha = 1.0 under noconvert), bytes
+# for the surrogate and numpy's bool for negative_only (every pybind11 version).
+LOOSE_ARGS = {
+    "alpha=True": (("bsilu", True, False), "alpha"),
+    "alpha=False": (("nelu", False, False), "alpha"),
+    "surrogate=bytes": ((b"bsilu", None, False), "surrogate"),
+    "surrogate=bytearray": ((bytearray(b"bsilu"), None, False), "surrogate"),
+    "negative_only=numpy.bool_": (("bsilu", None, np.True_), "negative_only"),
+    "negative_only=1": (("bsilu", None, 1), "negative_only"),
+}
+
+
+@pytest.mark.parametrize("case", list(LOOSE_ARGS))
+def test_direct_entry_is_as_strict_as_the_checked_path(case):
+    """The same arguments fail the same way on every torch (and so pybind11) version: the direct
+    entry refuses them, and the wrapper's checked path names the argument."""
+    args, name = LOOSE_ARGS[case]
+    x = torch.randn(6, requires_grad=True)
+    with pytest.raises(TypeError):
+        torch_sugar._C.relu(x, *args)
+    with pytest.raises(TypeError, match=rf"torch_sugar\.relu: {name} must be"):
+        torch_sugar.relu(x, *args)
+    module = torch_sugar.SugarReLU("bsilu")
+    module.surrogate, module.alpha, module.negative_only = args  # as a careless caller might
+    with pytest.raises(TypeError, match=rf"SugarReLU: {name} must be"):
+        module(x)
+
+
+def test_direct_entry_takes_floats_and_their_subclasses_only():
+    """A float (numpy.float64 is one) runs directly with its value; an int alpha is refused there
+    (on every pybind11 version) and the checked path converts it, with the same result."""
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    want = torch.ops.sugar.relu(x.clone().requires_grad_(), "elu", 2.0, True)
+    for alpha in (2.0, np.float64(2.0)):
+        got = torch_sugar._C.relu(x.clone().requires_grad_(), "elu", alpha, True)
+        assert torch.equal(got, want)
+    with pytest.raises(TypeError):
+        torch_sugar._C.relu(x, "elu", 2, True)
+    for alpha in (2, np.float32(2.0), np.int64(2)):
+        a = x.clone().requires_grad_()
+        torch_sugar.relu(a, "elu", alpha, True).sum().backward()
+        b = x.clone().requires_grad_()
+        torch.ops.sugar.relu(b, "elu", 2.0, True).sum().backward()
+        assert torch.equal(a.grad, b.grad), alpha
+
+
+def test_a_str_that_is_not_utf8_is_an_error_naming_the_surrogate():
+    with pytest.raises((ValueError, RuntimeError, TypeError), match="surrogate"):
+        torch_sugar.relu(torch.randn(3), "bsilu\ud800")

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import torch_sugar
@@ -169,7 +170,7 @@ def test_does_not_change_outputs_or_gradients():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no ReLU or SugarReLU modules"):
-        DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()))
+        DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), functional=False)
     with pytest.raises(TypeError, match="must be an nn.Module"):
         DeadUnitMonitor("model")
     monitor = DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), module_types=[nn.Tanh])
@@ -180,6 +181,133 @@ def test_bad_arguments():
 
 def test_exported():
     assert "DeadUnitMonitor" in torch_sugar.__all__
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLUs written as calls in forward methods (functional=True, the default)
+
+
+class FunctionalKnown(nn.Module):
+    """known_mlp's network with its two ReLUs written as calls: the same dead units."""
+
+    def __init__(self, in_place=False):
+        super().__init__()
+        seq = known_mlp()
+        self.fc1, self.fc2, self.fc3 = seq[0], seq[2], seq[4]
+        self.in_place = in_place
+
+    def forward(self, x):
+        h = torch.relu_(self.fc1(x)) if self.in_place else F.relu(self.fc1(x))
+        return self.fc3(self.fc2(h).relu())
+
+
+class Block(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+class Nested(nn.Module):
+    """block1 computes F.relu(fc1) and reuses an nn.ReLU; the model's own forward the second."""
+
+    def __init__(self):
+        super().__init__()
+        seq = known_mlp()
+        self.block1 = Block(seq[0])
+        self.act = nn.ReLU()
+        self.fc2, self.fc3 = seq[2], seq[4]
+
+    def forward(self, x):
+        h = F.relu(self.block1(x))
+        h2 = torch_sugar.relu(self.fc2(h), "nelu")
+        return self.fc3(self.act(h2)) + self.act(h2).sum()
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_functional_relus_are_counted_and_named_after_their_module(in_place):
+    model = FunctionalKnown(in_place)
+    with DeadUnitMonitor(model) as monitor:
+        model(positive_inputs())
+        model(positive_inputs(seed=1))  # a second forward pass: the same call sites
+    masks = monitor.dead_masks()
+    assert list(masks) == ["(model)#relu0", "(model)#relu1"]
+    assert masks["(model)#relu0"].tolist() == EXPECTED_DEAD["1"]
+    assert masks["(model)#relu1"].tolist() == EXPECTED_DEAD["3"]
+    assert monitor.results()["(model)#relu0"].samples == 32
+
+
+def test_functional_and_module_relus_together_counted_once():
+    model = Nested()
+    with DeadUnitMonitor(model) as monitor:
+        model(positive_inputs())
+    res = monitor.results()
+    # F.relu after block1 is the model's own call (block1's forward returned before it).
+    assert [layer.name for layer in res.layers] == ["(model)#relu0", "(model)#relu1", "act", "act#1"]
+    assert monitor.dead_masks()["(model)#relu0"].tolist() == EXPECTED_DEAD["1"]
+    assert monitor.dead_masks()["(model)#relu1"].tolist() == EXPECTED_DEAD["3"]
+
+
+def test_a_call_inside_a_submodule_is_named_after_it():
+    class Inner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = known_mlp()[0]
+
+        def forward(self, x):
+            return F.relu(self.fc(x)) + x.relu().sum()
+
+    model = nn.Sequential(Inner(), nn.Linear(4, 1))
+    with DeadUnitMonitor(model) as monitor:
+        model(positive_inputs())
+    assert [layer.name for layer in monitor.results().layers] == ["0#relu0", "0#relu1"]
+    assert monitor.dead_masks()["0#relu0"].tolist() == EXPECTED_DEAD["1"]
+
+
+def test_functional_counting_under_patch_and_convert_functional():
+    for wrap in ("patch", "convert"):
+        model = FunctionalKnown()
+        if wrap == "convert":
+            torch_sugar.convert(model, "bsilu", functional=True)
+        with DeadUnitMonitor(model) as monitor:
+            if wrap == "patch":
+                with torch_sugar.patch("bsilu"):
+                    model(positive_inputs())
+            else:
+                model(positive_inputs())
+        masks = monitor.dead_masks()
+        assert list(masks) == ["(model)#relu0", "(model)#relu1"], wrap
+        assert masks["(model)#relu1"].tolist() == EXPECTED_DEAD["3"]
+
+
+def test_paused_monitor_adds_no_mode_and_no_counts():
+    depth = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            depth.append(torch._C._len_torch_function_stack())
+            return F.relu(x)
+
+    model = Probe()
+    monitor = DeadUnitMonitor(model, enabled=False)
+    model(torch.randn(3, 2))
+    monitor.enabled = True
+    model(torch.randn(3, 2))
+    assert depth == [0, 1]
+    assert monitor.results()["(model)#relu0"].samples == 3
+    monitor.remove()
+    model(torch.randn(3, 2))
+    assert depth[-1] == 0
+
+
+def test_warns_when_the_model_computes_no_visible_relu():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+    monitor = DeadUnitMonitor(model)
+    model(torch.randn(3, 2))
+    with pytest.warns(RuntimeWarning, match="computed no ReLU the monitor can see"):
+        assert monitor.results().units == 0
 
 
 # -- tau-dormant units (ReDo, Sokar et al. 2023) --------------------------------------------------

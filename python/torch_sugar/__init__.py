@@ -7,6 +7,8 @@ still get gradient ("The Resurrection of the ReLU", arXiv 2505.22074).
     import torch_sugar
     y = torch_sugar.relu(x, "bsilu")            # or torch.ops.sugar.relu(x, "bsilu")
     model = torch_sugar.convert(model, "nelu")  # every nn.ReLU becomes a SugarReLU
+    with torch_sugar.patch("bsilu"):            # every ReLU computed inside is SUGAR
+        train(model)                            # (F.relu, torch.relu, x.relu(), in-place too)
 
 Importing this package loads the op library (``library_path``), which registers the ops
 ``torch.ops.sugar.relu`` and ``torch.ops.sugar.relu_backward`` for eager mode, autograd,
@@ -58,6 +60,8 @@ _C = _load()
 
 from . import _pt2  # noqa: E402
 from ._ops import build_info, relu, relu_backward, surrogates  # noqa: E402
+from ._patch import patch  # noqa: E402
+from ._report import report  # noqa: E402
 from .modules import SugarReLU, convert, revert  # noqa: E402
 from .monitor import DeadUnitMonitor  # noqa: E402
 
@@ -70,6 +74,8 @@ __all__ = [
     "convert",
     "DeadUnitMonitor",
     "library_path",
+    "patch",
+    "report",
     "relu",
     "relu_backward",
     "revert",

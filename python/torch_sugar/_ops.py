@@ -64,7 +64,9 @@ def _relu_checked(fn: str, x, surrogate, alpha, negative_only) -> torch.Tensor:
     alpha = _check_args(fn, surrogate, alpha, negative_only)
     if not isinstance(x, torch.Tensor) and not _has_torch_function_unary(x):
         raise TypeError(f"{fn}: x must be a torch.Tensor, got {type(x).__name__}")
-    return _RELU(x, surrogate, alpha, negative_only)
+    # By keyword: an active torch_sugar.patch recognizes this call as a SugarReLU's or
+    # torch_sugar.relu's and gives it the patch's settings (see _patch.patch._relu).
+    return _RELU(x, surrogate=surrogate, alpha=alpha, negative_only=negative_only)
 
 
 def relu(

@@ -24,6 +24,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import warnings
 from typing import Callable, Dict, List
 
 import torch
@@ -227,6 +228,32 @@ def _register_onnx_torchscript(onnx) -> None:
         return g.op("Relu", self)
 
     onnx.register_custom_op_symbolic("sugar::relu", relu_symbolic, 1)
+
+
+def _dynamo_hands_relu_to_modes(module) -> None:
+    # Dynamo hands a call to torch function modes only if the function is in this cached set,
+    # built from torch.overrides, which leaves out the torch namespace's in-place functions
+    # (eager mode hands them over all the same). torch_sugar.patch needs torch.relu_ (= F.relu_).
+    try:
+        module.get_overridable_functions().add(torch.relu_)
+    except AttributeError:
+        warnings.warn(
+            "torch_sugar.patch: this torch's compiler (dynamo) has no get_overridable_functions; "
+            "compiled torch.relu_/F.relu_ calls may stay plain ReLU under the patch",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_dynamo_relu_pending = False
+
+
+def dynamo_dispatches_relu_() -> None:
+    """Makes torch.compile hand ``torch.relu_`` to torch function modes, as eager mode does."""
+    global _dynamo_relu_pending
+    if not _dynamo_relu_pending:
+        _dynamo_relu_pending = True
+        _after_import("torch._dynamo.variables.torch", _dynamo_hands_relu_to_modes)
 
 
 _registered = False

@@ -1,11 +1,13 @@
-"""``SugarReLU`` (an ``nn.Module``) and ``convert``/``revert`` to swap it with ``nn.ReLU``."""
+"""``SugarReLU`` (an ``nn.Module``) and ``convert``/``revert``: SUGAR for an existing model."""
 
+import warnings
 from typing import Optional
 
 import torch
 from torch import nn
 
 from ._ops import _has_torch_function_unary, _is_compiling, _relu_checked, _relu_direct, surrogates, validate
+from ._patch import SCRIPTING_ERROR, PatchedForward, patch
 
 
 class SugarReLU(nn.Module):
@@ -67,38 +69,104 @@ class SugarReLU(nn.Module):
 
 
 def convert(
-    model: nn.Module, surrogate: str = "bsilu", alpha: Optional[float] = None, negative_only: bool = False
+    model: nn.Module,
+    surrogate: str = "bsilu",
+    alpha: Optional[float] = None,
+    negative_only: bool = False,
+    functional: bool = False,
 ) -> nn.Module:
-    """Replaces every ``nn.ReLU`` in ``model`` (nested ones too) by ``SugarReLU`` in place.
+    """Makes the model's ReLUs SUGAR, in place; returns the model.
 
-    Returns the model (a new SugarReLU if ``model`` itself is an ``nn.ReLU``). Calls of
-    ``torch.relu``/``F.relu`` inside ``forward`` methods are code, not modules, and stay as they are.
+    Every ``nn.ReLU`` in ``model`` (nested ones too) becomes a :class:`SugarReLU` with these
+    settings, and every existing ``SugarReLU`` takes them. (If ``model`` itself is an ``nn.ReLU``
+    or ``SugarReLU``, a new ``SugarReLU`` is returned.)
+
+    ReLUs written as calls in ``forward`` methods (``F.relu``, ``torch.relu``, ``x.relu()``, the
+    in-place forms) are code, not modules. With ``functional=True`` the model object carries
+    :func:`torch_sugar.patch` for its own forward: every ReLU computed while ``model(...)`` runs
+    is SUGAR too, whatever training loop calls it (Lightning, a Hugging Face ``Trainer``, DDP,
+    ``torch.compile``). The model still pickles, deep-copies and saves its ``state_dict`` with
+    unchanged keys; :func:`revert` removes both changes. TorchScript cannot run such a model
+    (it would silently drop the functional SUGAR): ``torch.jit.script`` refuses it.
+
+    With ``functional=False``, a model without ``nn.ReLU``/``SugarReLU`` modules is left as it
+    is, with a warning that points to ``functional=True``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"torch_sugar.convert: model must be an nn.Module, got {type(model).__name__}")
     validate(surrogate, alpha, negative_only, fn="torch_sugar.convert")
+    if not isinstance(functional, bool):
+        raise TypeError(
+            f"torch_sugar.convert: functional must be a bool, got {type(functional).__name__} ({functional!r})"
+        )
 
-    def make(relu: nn.ReLU) -> SugarReLU:
+    def make(relu: nn.Module) -> SugarReLU:
         new = SugarReLU(surrogate, alpha, negative_only)
-        new._relu_inplace = bool(relu.inplace)  # so revert() gives back the same nn.ReLU
+        # so revert() gives back the same nn.ReLU
+        new._relu_inplace = bool(getattr(relu, "inplace", getattr(relu, "_relu_inplace", False)))
         return new
 
-    return swap_modules(model, nn.ReLU, make)
+    found = any(isinstance(m, (nn.ReLU, SugarReLU)) for m in model.modules())
+    model = swap_modules(model, (nn.ReLU, SugarReLU), make)
+    if functional:
+        _carry_patch(model, patch(surrogate, alpha, negative_only))
+    elif not found:
+        warnings.warn(
+            f"torch_sugar.convert: {type(model).__name__} has no nn.ReLU or SugarReLU modules, so "
+            "nothing was converted. ReLUs computed in forward() (F.relu, torch.relu, x.relu()) are "
+            "code, not modules: use torch_sugar.convert(model, ..., functional=True) or run the "
+            "training under torch_sugar.patch(...).",
+            UserWarning,
+            stacklevel=2,
+        )
+    return model
 
 
 def revert(model: nn.Module) -> nn.Module:
-    """Replaces every ``SugarReLU`` in ``model`` by ``nn.ReLU`` in place; returns the model."""
+    """Undoes :func:`convert`, in place: every ``SugarReLU`` in ``model`` becomes ``nn.ReLU``,
+    and a patch that ``convert(..., functional=True)`` put on the model is removed. Returns the
+    model."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"torch_sugar.revert: model must be an nn.Module, got {type(model).__name__}")
 
     def make(sugar: SugarReLU) -> nn.ReLU:
         return nn.ReLU(inplace=getattr(sugar, "_relu_inplace", False))
 
+    drop_carried_patch(model)
     return swap_modules(model, SugarReLU, make)
 
 
-def swap_modules(model: nn.Module, kind: type, make) -> nn.Module:
-    """Replaces every submodule of type ``kind`` (nested ones too) by ``make(old)``, in place.
+def drop_carried_patch(model: nn.Module) -> nn.Module:
+    """Removes what ``convert(..., functional=True)`` put on ``model`` (nothing else); returns it."""
+    forward = model.__dict__.get("forward")
+    if isinstance(forward, PatchedForward):
+        if forward.previous is None:
+            del model.forward
+        else:
+            model.forward = forward.previous
+        model.__dict__.pop("__prepare_scriptable__", None)
+    return model
+
+
+def _carry_patch(model: nn.Module, patch_: patch) -> None:
+    """model.forward becomes the model's own forward under ``patch_`` (see PatchedForward)."""
+    current = model.__dict__.get("forward")
+    if isinstance(current, PatchedForward):  # converted before: only the settings change
+        current.patch = patch_
+        return
+    model.forward = PatchedForward(model, patch_, previous=current)
+    # torch.jit.script calls this first when a module has it: refuse rather than script the
+    # forward without the patch.
+    model.__prepare_scriptable__ = _refuse_scripting
+
+
+def _refuse_scripting():
+    raise RuntimeError(SCRIPTING_ERROR)
+
+
+def swap_modules(model: nn.Module, kind, make) -> nn.Module:
+    """Replaces every submodule of type ``kind`` (a class or tuple of classes; nested ones too)
+    by ``make(old)``, in place.
 
     Returns the model, or ``make(model)`` if the model itself is a ``kind``. The one loop behind
     :func:`convert`, :func:`revert` and the experiment tool's plain-activation swap."""

@@ -37,17 +37,23 @@ exactly 0); a unit can be dormant without being dead.
 
 import math
 import numbers
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple, Type
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
+from ._ops import _RELU
 from .modules import SugarReLU
 
 __all__ = ["DeadUnitMonitor", "DeadUnitResults", "LayerDeadUnits"]
 
+# The calls that compute a ReLU (F.relu_ is torch.relu_; _RELU: torch_sugar.relu and patches).
+_RELU_CALLS = frozenset((F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, _RELU))
 # Devices without float64 keep the running sums of |activation| in float32.
 _SUM_DTYPE = {"mps": torch.float32}
 
@@ -189,10 +195,17 @@ class DeadUnitMonitor:
             ``(batch, tokens, features)``; every other dimension is reduced over. A 1-D output is
             one unbatched sample whose elements are the units, whatever ``unit_dim`` says.
 
+        functional: also count the ReLUs that ``forward`` methods compute as calls (``F.relu``,
+            ``torch.relu``, ``x.relu()``, their in-place forms, ``torch_sugar.relu``), each named
+            after the innermost module whose forward made the call and its place among that
+            module's calls in one forward pass of ``model``: ``block1#relu0``, ``block1#relu1``;
+            ``(model)#relu0`` for calls in the model's own forward (default True). They are seen
+            through a ``torch.overrides.TorchFunctionMode`` entered only while ``model`` runs
+            with counting enabled. TorchScript code cannot be watched.
+
     A module that a forward pass of ``model`` calls more than once (torchvision's ResNet reuses
     one ``nn.ReLU`` per block) gets one entry per call site, ``name``, ``name#1``, ...; calls made
-    outside a forward pass of ``model`` all count as the first call site. ``F.relu``/``torch.relu``
-    calls inside ``forward`` methods are not modules and cannot be hooked.
+    outside a forward pass of ``model`` all count as the first call site.
 
     Counting runs under ``torch.no_grad`` on detached outputs; it does not change the model's
     outputs or gradients. Counts stay on the outputs' device until :meth:`results` is asked.
@@ -208,6 +221,7 @@ class DeadUnitMonitor:
         enabled: bool = True,
         tau: float = DEFAULT_TAU,
         unit_dim: int = 1,
+        functional: bool = True,
     ):
         self.tau = _check_tau(tau)
         self.unit_dim = _check_unit_dim(unit_dim)
@@ -220,12 +234,15 @@ class DeadUnitMonitor:
         self._module_names: "OrderedDict[str, nn.Module]" = OrderedDict(
             (name or "(model)", module) for name, module in model.named_modules() if isinstance(module, types)
         )
-        if not self._module_names:
+        if not self._module_names and not functional:
             raise ValueError(
                 "DeadUnitMonitor: the model has no "
                 + " or ".join(t.__name__ for t in types)
-                + " modules to hook (functional relu calls inside forward() cannot be hooked)"
+                + " modules to hook (functional=True also counts F.relu/torch.relu calls)"
             )
+        self._model_name = type(model).__name__
+        self._forward_passes = 0
+        self._warned_nothing_seen = False
         self._active: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self._abs_sums: Dict[str, torch.Tensor] = {}  # per unit: sum of |h| over samples and positions
         self._samples: Dict[str, int] = {}
@@ -237,14 +254,24 @@ class DeadUnitMonitor:
         ]
         for name, module in self._module_names.items():
             self._handles.append(module.register_forward_hook(self._make_hook(name)))
+        self._watch = _FunctionalReluWatch(self, set(self._module_names.values())) if functional else None
+        if self._watch is not None:
+            for name, module in model.named_modules():
+                self._handles += self._watch.track(name or "(model)", module)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _model_pre_hook(self, module, args):
         self._in_model_forward = True
         self._calls.clear()
+        if self.enabled:
+            self._forward_passes += 1
+            if self._watch is not None:
+                self._watch.start()
 
     def _model_post_hook(self, module, args, output):
         self._in_model_forward = False
+        if self._watch is not None:
+            self._watch.stop()
 
     def _make_hook(self, name: str):
         def hook(module, args, output):
@@ -311,6 +338,7 @@ class DeadUnitMonitor:
         self._active.clear()
         self._abs_sums.clear()
         self._samples.clear()
+        self._forward_passes = 0
 
     def dead_masks(self) -> "OrderedDict[str, torch.Tensor]":
         """``{layer: bool tensor (units,)}``, True where the unit was never active (on the CPU)."""
@@ -332,6 +360,15 @@ class DeadUnitMonitor:
         every rank are combined first (a unit is dead if it was dead on every rank; the dormancy
         scores come from the sums of all ranks): a collective call that every rank must make, and
         that returns the same results on each. With no process group it is the local counts."""
+        if self._forward_passes and not self._active and not self._warned_nothing_seen:
+            self._warned_nothing_seen = True
+            warnings.warn(
+                f"DeadUnitMonitor: {self._model_name} ran {self._forward_passes} forward passes with "
+                "counting enabled and computed no ReLU the monitor can see (nn.ReLU/SugarReLU modules, "
+                "F.relu, torch.relu, x.relu(); TorchScript code cannot be watched)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         active, abs_sums, samples = self._all_ranks_counts() if all_ranks else self._local_counts()
         return DeadUnitResults(
             tuple(
@@ -398,3 +435,54 @@ class DeadUnitMonitor:
             f"DeadUnitMonitor({len(self._module_names)} modules, {state}, "
             f"{res.dead}/{res.units} units dead, {res.dormant} dormant (tau={self.tau:g}) so far)"
         )
+
+
+class _FunctionalReluWatch(TorchFunctionMode):
+    """Records the ReLUs that forward methods compute as calls, for a DeadUnitMonitor.
+
+    Entered only during a forward pass of the monitored model (with counting enabled). A stack
+    of module names, kept by hooks on every submodule, names each call after the innermost module
+    running; calls made inside a hooked activation module (nn.ReLU calls F.relu) are that
+    module's hook's to count."""
+
+    def __init__(self, monitor: "DeadUnitMonitor", hooked: set):
+        super().__init__()
+        self._monitor = monitor
+        self._hooked_ids = {id(m) for m in hooked}
+        self._stack: List[Tuple[str, int]] = []
+        self._counts: Dict[str, int] = {}
+        self._depth = 0
+
+    def track(self, name: str, module: nn.Module) -> list:
+        def pre(mod, args):
+            self._stack.append((name, id(mod)))
+
+        def post(mod, args, output):
+            if self._stack:
+                self._stack.pop()
+
+        return [module.register_forward_pre_hook(pre), module.register_forward_hook(post, always_call=True)]
+
+    def start(self) -> None:
+        self._counts.clear()
+        self._depth += 1
+        if self._depth == 1:
+            self.__enter__()
+
+    def stop(self) -> None:
+        if self._depth:
+            self._depth -= 1
+            if self._depth == 0:
+                self.__exit__(None, None, None)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = {} if kwargs is None else kwargs
+        out = func(*args, **kwargs)
+        if func in _RELU_CALLS and self._stack and isinstance(out, torch.Tensor):
+            name, module_id = self._stack[-1]
+            if module_id not in self._hooked_ids:
+                k = self._counts.get(name, 0)
+                self._counts[name] = k + 1
+                if self._monitor.enabled:
+                    self._monitor._record(f"{name}#relu{k}", out)
+        return out

@@ -6,12 +6,15 @@ torch-sugar, and checks that its programs get Python's numbers.
 
 The project is configured with -Wl,--as-needed on its link line, so that `run_scripted` (which
 calls no torch-sugar function) only works if TorchSugar::TorchSugar keeps the op library linked.
+With a CUDA build of torch (the PyPI wheels), the project is configured with the CUDA toolkit's
+location, found as setup.py finds it (cmake/cuda_toolkit.py), as a user must pass it.
 The Python numbers come from the torch_sugar package when it can be imported (for --prefix
 that is a second, independent build of the same sources), else from the installed library.
 Exits 77 (ctest: skipped) for --pip when this Python has no built torch_sugar package.
 """
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,6 +23,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 PROJECT_FILES = ["CMakeLists.txt", "gradients.cpp", "run_scripted.cpp"]
 
 
@@ -34,6 +38,20 @@ def python_value(code):
     """A value printed by a fresh Python (so torch_sugar is never imported in this process)."""
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return res.stdout.strip() if res.returncode == 0 else None
+
+
+def cuda_toolkit_args():
+    """What a user passes to configure against a CUDA build of torch (the PyPI wheels are): the
+    toolkit's location, for torch's CMake package, found as setup.py finds it
+    (cmake/cuda_toolkit.py: CUDA_HOME, nvcc on PATH, /usr/local/cuda). None for a CPU-only torch."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "cuda_toolkit", os.path.join(ROOT, "cmake", "cuda_toolkit.py")
+    )
+    cuda_toolkit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cuda_toolkit)
+    return cuda_toolkit.cmake_args(torch)
 
 
 def main():
@@ -82,7 +100,7 @@ def main():
             build,
             f"-DCMAKE_PREFIX_PATH={prefix};{torch_prefix}",
             "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed",
-        ]
+        ] + cuda_toolkit_args()
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"]
         run(configure)

@@ -23,7 +23,9 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -35,6 +37,20 @@ using torch::autograd::Node;
 using torch::autograd::SavedVariable;
 using torch::autograd::TraceableFunction;
 using torch::autograd::variable_list;
+
+// How autograd holds a Node: c10::intrusive_ptr from torch 2.13, std::shared_ptr before (what
+// set_history and the edges take). The one difference between the torch versions this file builds
+// against (README, "Supported torch versions").
+template <typename T>
+auto make_node() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 13)
+  return c10::make_intrusive<T>();
+#else
+  return std::make_shared<T>();
+#endif
+}
+template <typename T>
+using NodePtr = decltype(make_node<T>());
 
 constexpr const char* kThirdOrder =
     "sugar::relu: derivatives of third or higher order are not implemented (first and second "
@@ -153,9 +169,9 @@ at::Tensor relu_autograd(
     bool negative_only) {
   const bool requires_grad = torch::autograd::compute_requires_grad(self);
   const bool forward_grad = has_forward_grad(self);
-  c10::intrusive_ptr<SugarReluBackward> grad_fn;
+  NodePtr<SugarReluBackward> grad_fn;
   if (requires_grad) {
-    grad_fn = c10::make_intrusive<SugarReluBackward>();
+    grad_fn = make_node<SugarReluBackward>();
     grad_fn->set_next_edges(torch::autograd::collect_next_edges(self));
   }
   at::Tensor result = [&] {
@@ -188,9 +204,9 @@ at::Tensor relu_backward_autograd(
   const bool requires_grad = torch::autograd::compute_requires_grad(grad_output, self);
   const bool grad_output_fw = has_forward_grad(grad_output);
   const bool self_fw = has_forward_grad(self);
-  c10::intrusive_ptr<SugarReluBackwardBackward> grad_fn;
+  NodePtr<SugarReluBackwardBackward> grad_fn;
   if (requires_grad) {
-    grad_fn = c10::make_intrusive<SugarReluBackwardBackward>();
+    grad_fn = make_node<SugarReluBackwardBackward>();
     grad_fn->set_next_edges(torch::autograd::collect_next_edges(grad_output, self));
   }
   at::Tensor result = [&] {
@@ -233,9 +249,9 @@ at::Tensor relu_double_backward_autograd(
   TORCH_CHECK_NOT_IMPLEMENTED(
       !(has_forward_grad(grad_grad) || has_forward_grad(grad_output) || has_forward_grad(self)),
       kThirdOrder);
-  c10::intrusive_ptr<SugarReluDoubleBackwardBackward> grad_fn;
+  NodePtr<SugarReluDoubleBackwardBackward> grad_fn;
   if (torch::autograd::compute_requires_grad(grad_grad, grad_output, self)) {
-    grad_fn = c10::make_intrusive<SugarReluDoubleBackwardBackward>();
+    grad_fn = make_node<SugarReluDoubleBackwardBackward>();
     grad_fn->set_next_edges(torch::autograd::collect_next_edges(grad_grad, grad_output, self));
   }
   at::Tensor result = [&] {

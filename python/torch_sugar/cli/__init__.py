@@ -1,6 +1,7 @@
 """The ``torch-sugar`` command (also ``python -m torch_sugar``).
 
     torch-sugar compare [flags]   ReLU vs SUGAR on a data set (the main job)
+    torch-sugar run SCRIPT [ARGS] a Python program with SUGAR for every ReLU it computes
     torch-sugar surrogates        the surrogate table
     torch-sugar synthetic-ctr F   write the generated click data (user and item ids) as a CSV file
     torch-sugar info              how this copy was built
@@ -20,10 +21,11 @@ from typing import Optional, Sequence
 from ._base import PROG, Parser, Subcommand
 from .compare import Compare
 from .info import Info
+from .run import Run
 from .surrogates import Surrogates
 from .synthetic_ctr import SyntheticCtr
 
-SUBCOMMANDS: Sequence[Subcommand] = (Compare(), Surrogates(), Info(), SyntheticCtr())
+SUBCOMMANDS: Sequence[Subcommand] = (Compare(), Run(), Surrogates(), Info(), SyntheticCtr())
 
 __all__ = ["PROG", "SUBCOMMANDS", "Subcommand", "build_parser", "main"]
 
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and a tool to compare it with ReLU on your data.",
         epilog="examples:\n  torch-sugar compare            # ReLU vs SUGAR on digits (the demo)\n"
         "  torch-sugar compare --help     # every flag of the experiment\n"
+        "  torch-sugar run train.py ARGS  # your own program, every ReLU SUGAR (run --help)\n"
         "  torch-sugar surrogates         # the surrogate functions and their alphas\n"
         "  torch-sugar info               # build information",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:  # everything after its program is the program's: see cli/run.py
+        return Run().run(argparse.Namespace(), argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Optional[Subcommand] = getattr(args, "subcommand", None)

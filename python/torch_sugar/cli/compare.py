@@ -26,6 +26,10 @@ so the differences to the baseline are paired; the table shows mean ± std over 
 paired t-test. Without flags it runs the README demo: a deep, narrow MLP (8 hidden layers of 16
 units) on scikit-learn's digits, trained with Adam at lr 0.01 (ten times Adam's usual 1e-3), a
 regime where plain ReLU loses units; 5 seeds x 3 activations, about a minute on one CPU core.
+
+With --script "python train.py ARGS" it compares on your own training script instead: each
+(activation, seed) runs the script under `torch-sugar run` (every ReLU it computes is that
+activation), and the numbers it passes to torch_sugar.report() are compared the same way.
 """
 
 EPILOG = """\
@@ -54,6 +58,8 @@ examples:
       --lr 0.05 --schedule cosine --epochs 30 --batch-size 128 --augment --device cuda
   torch-sugar compare --activations relu,bsilu,nelu-neg,plain:gelu,plain:mish --seeds 0-4
   torch-sugar compare --config results/clicks/results.json --out again   # re-create a run
+  torch-sugar compare --script "python train.py --epochs 10 --seed {seed}" --seeds 3 --jobs 2
+                                                        # your own script (it calls torch_sugar.report)
   torch-sugar compare ... --resume                      # after Ctrl-C: run only what is left
 
 output: a table on stdout, progress bars on stderr, and in --out: results.json (the whole

@@ -13,6 +13,7 @@ The model is always built with ``nn.ReLU`` modules; each spec swaps them for its
 """
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -110,11 +111,22 @@ class ActivationSpec:
         return SmoothActivation(self.surrogate, self.alpha)
 
     def apply(self, model: nn.Module) -> nn.Module:
-        """Swaps every ``nn.ReLU`` of ``model`` for this activation, in place; returns the model."""
+        """Makes ``model``'s ReLUs this activation, in place; returns the model. SUGAR reaches
+        every ReLU: the ``nn.ReLU`` modules and, through ``convert(functional=True)``, the
+        ``F.relu``/``torch.relu`` calls of a ``--model-fn`` model's forward. A plain activation
+        can only replace modules: a model without ``nn.ReLU`` modules gets a warning."""
         if self.kind == "relu":
             return model
         if self.kind == "sugar":
-            return torch_sugar.convert(model, self.surrogate, self.alpha, self.negative_only)
+            return torch_sugar.convert(model, self.surrogate, self.alpha, self.negative_only, functional=True)
+        if not any(isinstance(m, nn.ReLU) for m in model.modules()):
+            warnings.warn(
+                f"--activations {self.label}: {type(model).__name__} has no nn.ReLU modules to replace; "
+                "ReLUs computed as calls in its forward (F.relu, torch.relu) stay ReLU for a plain "
+                "activation (SUGAR activations reach them)",
+                UserWarning,
+                stacklevel=2,
+            )
         return replace_relu(model, self.make)
 
     def describe(self) -> str:

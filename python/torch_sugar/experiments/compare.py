@@ -9,7 +9,7 @@ together (:mod:`.distributed`). ``--resume`` keeps the finished runs of an inter
 import datetime
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import List, Optional
 
 import torch
@@ -17,23 +17,17 @@ import torch
 import torch_sugar
 
 from . import distributed
-from .activations import ActivationSpec, parse_activations
+from .activations import ActivationSpec
+from .comparison import Comparison, _activations, _log, _resume
 from .config import CompareConfig, RunConfig
-from .data import Data
 from .errors import UsageError
 from .loading import load_data
 from .models import build_model, describe_model, resolve_norm
 from .parallel import run_parallel
 from .report import format_tables, plot_results, safe_name
-from .results import ResultsFile, previous_runs
+from .results import ResultsFile
 from .saved_models import write_preprocessing
 from .tasks import ModelTasks, Task, TaskResult, make_tasks, run_task, set_determinism
-
-
-def _log(quiet: bool, *lines: str) -> None:
-    if not quiet:
-        for line in lines:
-            print(line, flush=True)
 
 
 def check_device(device: str, specs: List[ActivationSpec]) -> None:
@@ -72,34 +66,6 @@ def _progress_bar(quiet: bool, total: int, desc: str):
     )
 
 
-@dataclass
-class Comparison:
-    """A comparison set up in this process: its config, the activations, the data, the task kind
-    and the tasks (in the serial order), the output folder."""
-
-    config: CompareConfig
-    ctx: distributed.Context
-    specs: List[ActivationSpec]
-    baseline: Optional[str]
-    data: Data
-    kind: ModelTasks
-    model_text: str
-    out_dir: str
-    tasks: List[Task]
-
-    @property
-    def labels(self) -> List[str]:
-        return [s.label for s in self.specs]
-
-    @property
-    def title(self) -> str:
-        t, seeds = self.config.training, self.config.comparison.seeds
-        return (
-            f"{self.data.name}: {self.model_text}, {t.optimizer} lr {t.lr:g}, {t.epochs} epochs, "
-            f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
-        )
-
-
 def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]] = None) -> int:
     """Runs the comparison; returns the exit code (0, or 130 after Ctrl-C). ``config`` is checked
     (:meth:`~.config.CompareConfig.check`: the command line has done so, Python callers need not);
@@ -119,19 +85,6 @@ def run(config: CompareConfig, resume: bool = False, command: Optional[List[str]
         distributed.leave()  # torchrun: wait for the other ranks, then leave the group
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
-
-
-def _activations(config: CompareConfig):
-    """The parsed --activations and the baseline (None with one activation)."""
-    comparison = config.comparison
-    specs = parse_activations(comparison.activations, comparison.negative_only)
-    labels = [s.label for s in specs]
-    baseline = comparison.baseline
-    if baseline is not None and baseline not in labels:
-        raise UsageError(f"--baseline: {baseline!r} is not one of --activations ({', '.join(labels)})")
-    if baseline is None:
-        baseline = "relu" if "relu" in labels else labels[0]
-    return specs, (None if len(labels) == 1 else baseline)
 
 
 def _make_dirs(out_dir: str, run_cfg: RunConfig) -> None:
@@ -238,25 +191,6 @@ def _payload(c: Comparison, command: Optional[List[str]]) -> dict:
     }
 
 
-def _resume(c: Comparison, results: ResultsFile) -> List[str]:
-    """``--resume``: keeps the finished runs of the output folder's results.json (rank 0 reads it;
-    every rank skips the same tasks). Returns the lines to log."""
-    error, kept, previous = None, {}, {}
-    if c.ctx.main:
-        try:
-            kept, previous = previous_runs(results.json_path, c.config, results.payload, c.tasks)
-        except UsageError as exc:
-            error = str(exc)
-    distributed.agree(c.ctx, error)
-    kept = distributed.share(c.ctx, kept)
-    if not kept:
-        return [f"  --resume: no finished run in {results.json_path} yet; running all {len(c.tasks)}"]
-    results.keep(kept, previous)
-    return [
-        f"  --resume: kept the {len(kept)} finished run(s) of {results.json_path}; {len(c.tasks) - len(kept)} left"
-    ]
-
-
 def _run_tasks(c: Comparison, todo: List[Task], results: ResultsFile, jobs: int) -> None:
     """The tasks left, one after the other or in ``jobs`` worker processes; each finished run is
     written at once (and its predictions, with --save-predictions)."""
@@ -324,6 +258,10 @@ def _report(c: Comparison, results: ResultsFile) -> int:
 
 
 def _compare(config: CompareConfig, resume: bool, command: Optional[List[str]]) -> int:
+    if config.script.script is not None:
+        from .script_compare import compare_script
+
+        return compare_script(config, resume, command)
     specs, baseline = _activations(config)
     check_device(config.run.device, specs)
     ctx = distributed.from_environment(config.run.device)

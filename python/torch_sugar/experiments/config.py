@@ -118,6 +118,16 @@ def name_list(text: str) -> Tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def select_by_text(text: str) -> str:
+    """loss | auc (a model's epoch selection) or METRIC:min|max (a --script's report selection)."""
+    if text in ("loss", "auc"):
+        return text
+    metric, _, direction = text.rpartition(":")
+    if metric.strip() and direction in ("min", "max"):
+        return f"{metric.strip()}:{direction}"
+    raise _expected("loss or auc, or METRIC:min|max with --script (e.g. val_loss:min)", text)
+
+
 def pos_weight(text: str) -> str:
     if text == "auto":
         return text
@@ -329,9 +339,10 @@ class TrainConfig:
     """clip the gradient norm to NORM (default: no clipping)"""
     augment: bool = setting(False)
     """image data: random 4-pixel-padded crops and horizontal flips in training"""
-    select_by: Literal["loss", "auc"] = setting("loss")
+    select_by: Optional[str] = setting(None, parse=select_by_text, metavar="loss|auc|METRIC:min|max")
     """the test metrics are those of the epoch with the best validation loss (the weighted loss
-    with --pos-weight) or AUC (two classes)"""
+    with --pos-weight; the default) or AUC (two classes). With --script: METRIC:min|max picks, per
+    run, the report with the lowest or highest METRIC (default: each run's last report)"""
     patience: Optional[int] = setting(None, parse=positive_int, metavar="N")
     """stop a run after N epochs without a better validation score (default: train all --epochs)"""
     pos_weight: Optional[str] = setting(None, parse=pos_weight, metavar="auto|X")
@@ -367,12 +378,33 @@ class RunConfig:
     """no progress bars and no header; only the table and the file paths"""
 
 
+@dataclass(frozen=True)
+class ScriptConfig:
+    """your own training script (--script: it loads its data, builds its model and trains its own
+    way, so the data, model and training flags do not apply)"""
+
+    script: Optional[str] = setting(None, metavar="COMMAND")
+    """compare on your training script: a command line, split as a shell would (not run by one),
+    e.g. "python train.py --epochs 10 --seed {seed}". Each (activation, seed) runs it as a child
+    process under `torch-sugar run` (every ReLU it computes is that activation; torch, numpy and
+    random are seeded with the seed), in its own folder --out/runs/<activation>-seed<N> with its
+    output in log.txt; {seed} and {activation} in the command become the run's; the numbers it
+    passes to torch_sugar.report() are what is compared"""
+    lower_is_better: Tuple[str, ...] = setting((), parse=name_list, metavar="METRICS")
+    """--script: reported metrics for which lower is better, beyond those whose name says so (a
+    name with loss, error, err, mse, mae, rmse, nll, perplexity, ppl, time, seconds, dead or dormant); every other
+    metric counts as better when higher"""
+    timeout: Optional[float] = setting(None, parse=positive_float, metavar="SECONDS")
+    """--script: stop a run that takes longer than this; it counts as failed"""
+
+
 SECTIONS: Dict[str, type] = {
     "data": DataConfig,
     "model": ModelConfig,
     "comparison": ComparisonConfig,
     "training": TrainConfig,
     "run": RunConfig,
+    "script": ScriptConfig,
 }
 
 
@@ -386,6 +418,7 @@ class CompareConfig:
     comparison: ComparisonConfig = field(default_factory=ComparisonConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    script: ScriptConfig = field(default_factory=ScriptConfig)
 
     def as_dict(self) -> Dict[str, Dict[str, Any]]:
         """JSON-ready: {section: {field: value}} (tuples as lists); results.json's ``config``."""
@@ -431,6 +464,16 @@ class CompareConfig:
     def check(self) -> "CompareConfig":
         """Validates the combination of settings (each value was checked by its parser); returns
         the config with the default data source filled in. Raises UsageError."""
+        if self.script.script is not None:
+            return _check_script(self)
+        for name in ("lower_is_better", "timeout"):
+            if getattr(self.script, name):
+                raise UsageError(f"{flag_name(name)} only applies to --script")
+        if self.training.select_by not in (None, "loss", "auc"):
+            raise UsageError(
+                f"--select-by {self.training.select_by}: METRIC:min|max applies to --script; a model's "
+                "epochs are selected by loss or auc"
+            )
         data = self.data
         if not any(getattr(data, name) is not None for name in SOURCES):
             data = replace(data, dataset="digits")
@@ -439,6 +482,34 @@ class CompareConfig:
             raise UsageError(f"{sources[1]}: not allowed with {sources[0]} (one data source)")
         _check_data(data)
         return replace(self, data=data)
+
+
+#: Run settings that mean nothing for a script (it decides where and how it trains).
+_NOT_FOR_SCRIPTS = ("device", "threads", "save_predictions", "save_models")
+
+
+def _check_script(config: "CompareConfig") -> "CompareConfig":
+    """--script: no data, model or training setting may be given (the script has its own), and
+    --select-by is METRIC:min|max."""
+    default = CompareConfig()
+    for name, (section, info) in FIELDS.items():
+        if name == "select_by" or (section == "run" and name not in _NOT_FOR_SCRIPTS):
+            continue
+        if section in ("data", "model", "training", "run") and (
+            getattr(getattr(config, section), name) != getattr(getattr(default, section), name)
+        ):
+            raise UsageError(
+                f"{info.flag} does not apply to --script: the script loads its data, builds its model "
+                "and trains its own way"
+            )
+    if config.training.select_by in ("loss", "auc"):
+        raise UsageError(
+            f"--select-by {config.training.select_by}: with --script, give METRIC:min|max, a metric "
+            "the script reports (e.g. val_loss:min); the default is each run's last report"
+        )
+    if not config.script.script.strip():
+        raise UsageError("--script: the command is empty; e.g. --script 'python train.py --epochs 10'")
+    return config
 
 
 def _check_data(data: DataConfig) -> None:

@@ -22,11 +22,13 @@ METRICS = {
     "uauc": ("uAUC", True),
     "dead_fraction_start": ("dead start", False),
     "dead_fraction_end": ("dead end", False),
+    "dormant_fraction_start": ("dormant start", False),
+    "dormant_fraction_end": ("dormant end", False),
     "epoch_seconds": ("s/epoch", False),
     "selected_epoch": ("epoch", False),
     "uauc_groups": ("uAUC groups", True),
 }
-COMPARED = ("loss", "accuracy", "auc", "pr_auc", "uauc", "dead_fraction_end")
+COMPARED = ("loss", "accuracy", "auc", "pr_auc", "uauc", "dead_fraction_end", "dormant_fraction_end")
 CSV_FIELDS = [
     "activation",
     "seed",
@@ -39,6 +41,8 @@ CSV_FIELDS = [
     "uauc_groups",
     "dead_fraction_start",
     "dead_fraction_end",
+    "dormant_fraction_start",
+    "dormant_fraction_end",
     "selected_epoch",
     "epochs_run",
     "epoch_seconds",
@@ -62,26 +66,36 @@ def clean(value):
 
 
 # ------------------------------------------------------------------------------------ summary
-def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[str]) -> dict:
-    """Mean and sample std over seeds per activation; paired differences to the baseline."""
-    per_activation: Dict[str, dict] = {}
+def per_activation_stats(
+    runs: Sequence[dict], labels: Sequence[str], metrics: Sequence[str], value, not_done: str
+) -> Dict[str, dict]:
+    """Per activation: its runs, finished ones and seeds, and the mean and sample std over seeds
+    of each metric, ``value(run, metric)`` (None: not measured); ``not_done`` names the runs that
+    did not finish (``diverged`` models, ``failed`` scripts)."""
+    out: Dict[str, dict] = {}
     for label in labels:
         mine = [r for r in runs if r["activation"] == label]
         done = [r for r in mine if r["status"] == "done"]
         entry = {
             "runs": len(mine),
             "done": len(done),
-            "diverged": len(mine) - len(done),
+            not_done: len(mine) - len(done),
             "seeds": [r["seed"] for r in done],
         }
-        for metric in METRICS:
-            values = [r[metric] for r in done if r.get(metric) is not None]
+        for metric in metrics:
+            values = [v for v in (value(r, metric) for r in done) if v is not None]
             entry[metric] = {
                 "n": len(values),
                 "mean": float(np.mean(values)) if values else None,
                 "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
             }
-        per_activation[label] = entry
+        out[label] = entry
+    return out
+
+
+def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[str]) -> dict:
+    """Mean and sample std over seeds per activation; paired differences to the baseline."""
+    per_activation = per_activation_stats(runs, labels, list(METRICS), lambda r, m: r.get(m), "diverged")
     versus: Dict[str, dict] = {}
     if baseline is not None:
         base = {r["seed"]: r for r in runs if r["activation"] == baseline and r["status"] == "done"}
@@ -89,28 +103,29 @@ def summarize(runs: Sequence[dict], labels: Sequence[str], baseline: Optional[st
             if label == baseline:
                 continue
             other = {r["seed"]: r for r in runs if r["activation"] == label and r["status"] == "done"}
-            entry = {}
-            for metric in COMPARED:
-                seeds = sorted(
-                    s
-                    for s in base.keys() & other.keys()
-                    if base[s].get(metric) is not None and other[s].get(metric) is not None
-                )
-                a = [base[s][metric] for s in seeds]
-                b = [other[s][metric] for s in seeds]
-                test = paired_test(a, b)
-                higher = METRICS[metric][1]
-                # equal up to rounding: a tie, neither better nor worse
-                ties = [abs(y - x) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b)]
-                test["better"] = sum(
-                    not t and ((y > x) if higher else (y < x)) for x, y, t in zip(a, b, ties)
-                )
-                test["tied"] = sum(ties)
-                test["worse"] = len(seeds) - test["better"] - test["tied"]
-                test["seeds"] = seeds
-                entry[metric] = test
-            versus[label] = entry
+            versus[label] = {
+                metric: paired_comparison(base, other, lambda r, m=metric: r.get(m), METRICS[metric][1])
+                for metric in COMPARED
+            }
     return {"baseline": baseline, "activations": per_activation, "vs_baseline": versus}
+
+
+def paired_comparison(base: Dict[int, dict], other: Dict[int, dict], value, higher: bool) -> dict:
+    """The paired test of one metric, ``value(run)``, between two activations' runs by seed
+    ({seed: run}), with the seeds where ``other`` is better, tied and worse."""
+    seeds = sorted(
+        s for s in base.keys() & other.keys() if value(base[s]) is not None and value(other[s]) is not None
+    )
+    a = [value(base[s]) for s in seeds]
+    b = [value(other[s]) for s in seeds]
+    test = paired_test(a, b)
+    # equal up to rounding: a tie, neither better nor worse
+    ties = [abs(y - x) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b)]
+    test["better"] = sum(not t and ((y > x) if higher else (y < x)) for x, y, t in zip(a, b, ties))
+    test["tied"] = sum(ties)
+    test["worse"] = len(seeds) - test["better"] - test["tied"]
+    test["seeds"] = seeds
+    return test
 
 
 # ------------------------------------------------------------------------------------ tables

@@ -6,7 +6,7 @@ configuration, the versions and the data are those of this one."""
 import json
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .config import CompareConfig, differences
 from .errors import UsageError
@@ -19,11 +19,20 @@ class ResultsFile:
     writes the files (rank 0 under torchrun)."""
 
     def __init__(
-        self, out_dir: str, payload: dict, labels: Sequence[str], baseline: Optional[str], writes: bool
+        self,
+        out_dir: str,
+        payload: dict,
+        labels: Sequence[str],
+        baseline: Optional[str],
+        writes: bool,
+        summarizer: Callable[[Sequence[dict], Sequence[str], Optional[str]], dict] = summarize,
+        csv_writer: Callable[[str, Sequence[dict]], None] = write_csv,
     ):
         self.json_path = os.path.join(out_dir, "results.json")
         self.csv_path = os.path.join(out_dir, "results.csv")
         self.payload, self.labels, self.baseline, self.writes = payload, list(labels), baseline, writes
+        # how the runs are summarized and tabled: a model's metrics, or a script's reports
+        self.summarizer, self.csv_writer = summarizer, csv_writer
         self.records: Dict[int, dict] = {}
         self.started = time.perf_counter()
 
@@ -47,10 +56,10 @@ class ResultsFile:
         self.payload["complete"], self.payload["interrupted"] = complete, interrupted
         if not self.writes:
             return
-        self.payload["summary"] = summarize(self.runs, self.labels, self.baseline)
+        self.payload["summary"] = self.summarizer(self.runs, self.labels, self.baseline)
         self.payload["wall_seconds"] = time.perf_counter() - self.started
         write_json(self.json_path, self.payload)
-        write_csv(self.csv_path, self.runs)
+        self.csv_writer(self.csv_path, self.runs)
 
 
 def previous_runs(

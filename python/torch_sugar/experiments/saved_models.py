@@ -2,6 +2,7 @@
 preprocessing.json beside them. Everything that writes a saved model lives here (one place to
 add another format)."""
 
+import copy
 import json
 import os
 import warnings
@@ -10,13 +11,17 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .._compat import without_torchscript_deprecation
+from ..modules import drop_carried_patch
 
+
+@without_torchscript_deprecation
 def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tensor) -> dict:
     """``<stem>.state_dict.pt`` (``torch.save`` of the state_dict) and ``<stem>.torchscript.pt``
     (``torch.jit.script``, or ``torch.jit.trace`` on ``example`` when the model cannot be
     scripted); the TorchScript file loads with ``torch.jit.load`` after ``import torch_sugar``
     and from C++ with ``torch::jit::load`` in a program linked with ``TorchSugar::TorchSugar``."""
-    model = model.cpu().eval()
+    model = _without_functional_patch(model).cpu().eval()
     state_path = os.path.join(directory, stem + ".state_dict.pt")
     script_path = os.path.join(directory, stem + ".torchscript.pt")
     torch.save(model.state_dict(), state_path)
@@ -30,6 +35,14 @@ def save_model(model: nn.Module, directory: str, stem: str, example: torch.Tenso
         how = "trace"
     scripted.save(script_path)
     return {"state_dict": state_path, "torchscript": script_path, "torchscript_by": how}
+
+
+def _without_functional_patch(model: nn.Module) -> nn.Module:
+    """The model without what convert(functional=True) put on it (a copy, if there was any): the
+    saved model is for scoring, where SUGAR is ReLU, and TorchScript cannot run the patch."""
+    if "forward" not in vars(model):
+        return model
+    return drop_carried_patch(copy.deepcopy(model))
 
 
 def write_preprocessing(

@@ -316,6 +316,7 @@ def evaluate_epoch(
         "val_pr_auc": val["pr_auc"],
         "dead_fraction": dead["fraction"],
         "dead_layers": {k: v["fraction"] for k, v in dead["layers"].items()},
+        "dormant_fraction": dead["dormant_fraction"],
     }
     if "weighted_loss" in val:
         entry["val_weighted_loss"] = val["weighted_loss"]
@@ -356,7 +357,7 @@ def train_one(
     """
     run = start_run(data, spec, seed, model_cfg, training, device, factory, ctx or distributed.SINGLE)
     record: dict = {"activation": spec.label, "seed": seed, "status": "done"}
-    selection = EpochSelection(training.select_by)
+    selection = EpochSelection(training.select_by or "loss")
     _, _, dead_start = run.evaluate(data.test, with_weight=False)
     evaluate_epoch(run, data, selection, 0, bar=bar)
     epoch_seconds: List[float] = []
@@ -406,6 +407,8 @@ def _finish(
             "stopped_early": len(epoch_seconds) < run.training.epochs and record["status"] == "done",
             "dead_fraction_start": dead_start["fraction"],
             "dead_fraction_end": None if dead_end is None else dead_end["fraction"],
+            "dormant_fraction_start": dead_start["dormant_fraction"],
+            "dormant_fraction_end": None if dead_end is None else dead_end["dormant_fraction"],
             "dead_start": dead_start,
             "dead_end": dead_end,
             "epochs_run": len(epoch_seconds),

@@ -8,10 +8,13 @@ data and the number of classes, once per run after the run's seed is set, and mu
 
 import importlib.util
 import os
+import warnings
 from typing import Callable, Tuple
 
 import torch
 from torch import nn
+
+import torch_sugar
 
 from .errors import UsageError
 
@@ -69,21 +72,23 @@ def model_factory(
         return model
 
     probe = factory()
-    if not any(isinstance(m, nn.ReLU) for m in probe.modules()):
-        raise UsageError(
-            f"--model-fn: the model from {text} has no nn.ReLU module, so there is "
-            "nothing to convert to SUGAR and no unit to count as dead; build its "
-            "activations as nn.ReLU modules (torch.relu/F.relu calls inside forward "
-            "cannot be converted)"
-        )
     try:
-        with torch.no_grad():
+        # The monitor sees the ReLUs a forward pass computes: nn.ReLU modules and F.relu calls.
+        with torch_sugar.DeadUnitMonitor(probe) as watch, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no ReLU seen: the error below says it
             out = probe.eval()(example)
+            relus = len(watch.results().layers)
     except Exception as exc:
         raise UsageError(
             f"--model-fn: the model from {text} fails on a batch of input shape "
             f"{tuple(example.shape)}: {type(exc).__name__}: {exc}"
         ) from None
+    if not relus:
+        raise UsageError(
+            f"--model-fn: the model from {text} computes no ReLU (no nn.ReLU module, no "
+            "F.relu/torch.relu/x.relu() call in its forward), so there is nothing to make SUGAR "
+            "and no unit to count as dead (TorchScript code inside a model cannot be seen)"
+        )
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (example.shape[0], n_outputs):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UsageError(
