@@ -15,7 +15,9 @@ times with the same weights:
   converted    the same F.relu model with torch_sugar.convert(model, functional=True): only
                the model's forward runs under the patch
 
-and timed for a training step (forward, loss, backward, Adam step) and for inference
+(on request, --variants: sugar_decomposed and sugar_extern, SugarReLU with its backward compiled
+op by op from the decomposition, as before the lowering, or as a call of the eager kernel;
+sugar_relu and sugar_nelu, SugarReLU with the control surrogate or nelu) and timed for a training step (forward, loss, backward, Adam step) and for inference
 (torch.no_grad, eval mode), in eager mode and compiled (torch.compile of the model, inductor,
 fullgraph), with 1 and 2 threads. Variants are run interleaved (rotating order in every repeat)
 and each ratio is the median of the per-repeat ratios to nn.ReLU in the same mode, so a slow
@@ -28,16 +30,28 @@ C++ (a small extension compiled here with torch.utils.cpp_extension), sugar::rel
 torch::relu under torch::InferenceMode. --callgrind adds instruction counts (valgrind, about a
 minute per row): repeatable where time is not.
 
+Per kernel (--kernels): compiled CNN training, 1 thread, for nn.ReLU, SugarReLU (its two other
+backward lowerings, two other surrogates), the autograd.Function and FGI: each step's time split into the
+generated kernels of the forward and of the backward (each), the convolutions and an extern
+SUGAR call (torch.profiler, interleaved steps, medians), and what the compiled code is: inductor's
+count of the bytes each graph's kernels read and write, the backward's kernels and full-size
+buffers, the bytes saved for the backward.
+
 Examples:
   python benchmarks/bench_models.py --markdown              # the README tables (~15 minutes)
+  python benchmarks/bench_models.py --no-models --no-calls --kernels --markdown  # per kernel
   python benchmarks/bench_models.py --quick                 # smoke run
   python benchmarks/bench_models.py --no-models --callgrind # the per-call table only
 """
 
 import argparse
 import contextlib
+import functools
 import json
+import logging
+import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -50,6 +64,24 @@ import bench_ops  # noqa: E402  (the FGI form, the autograd.Function, machine in
 import torch  # noqa: E402
 
 VARIANTS = ("relu", "sugar", "fgi", "autograd_fn", "patched", "converted")
+# SugarReLU with relu_backward compiled another way (torch_sugar._pt2.set_inductor_relu_backward):
+# op by op from its decomposition (as before the lowering), or the eager kernel as an extern call.
+# Differ from "sugar" only under torch.compile; run on request (--variants, --kernels).
+SUGAR_BACKWARD_VARIANTS = {"sugar_decomposed": "decomposition", "sugar_extern": "extern"}
+# SugarReLU with another surrogate, for what the surrogate's arithmetic costs: the control "relu"
+# (the same compiled loops as "sugar", no arithmetic) and nelu (a division, no exp).
+SURROGATE_VARIANTS = {"sugar_relu": "relu", "sugar_nelu": "nelu"}
+ALL_VARIANTS = VARIANTS + tuple(SUGAR_BACKWARD_VARIANTS) + tuple(SURROGATE_VARIANTS)
+KERNEL_VARIANTS = (
+    "relu",
+    "sugar",
+    "sugar_decomposed",
+    "sugar_extern",
+    "sugar_relu",
+    "sugar_nelu",
+    "autograd_fn",
+    "fgi",
+)
 SURROGATE = "bsilu"
 
 
@@ -62,10 +94,19 @@ def parse_args(argv=None):
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     p.add_argument("--models", default="mlp,cnn", help="comma list of mlp, cnn (default both)")
     p.add_argument("--modes", default="eager,compiled", help="comma list of eager, compiled (default both)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma list of {', '.join(ALL_VARIANTS)} (default: {','.join(VARIANTS)})",
+    )
     p.add_argument("--repeats", type=int, default=11, help="timed samples per measurement (default 11)")
     p.add_argument("--min-sample-ms", type=float, default=60.0, help="CPU time per sample (default 60 ms)")
     p.add_argument("--no-models", action="store_true", help="skip the model benchmark")
+    p.add_argument(
+        "--kernels",
+        action="store_true",
+        help="add the per-kernel profile of compiled CNN training (1 thread; what each backward moves)",
+    )
     p.add_argument("--no-calls", action="store_true", help="skip the per-call benchmark")
     p.add_argument(
         "--no-memory", action="store_true", help="skip the saved-for-backward table of in-place ReLUs"
@@ -85,7 +126,7 @@ def parse_args(argv=None):
     for name, allowed in (
         ("models", ("mlp", "cnn")),
         ("modes", ("eager", "compiled")),
-        ("variants", VARIANTS),
+        ("variants", ALL_VARIANTS),
     ):
         bad = [v for v in getattr(args, name) if v not in allowed]
         if bad:
@@ -128,6 +169,8 @@ class Functional(torch.nn.Module):
 def activation(variant):
     import torch_sugar
 
+    if variant in SUGAR_BACKWARD_VARIANTS or variant in SURROGATE_VARIANTS:
+        return sugar_type(variant)(SURROGATE_VARIANTS.get(variant, SURROGATE))
     return {
         "relu": torch.nn.ReLU,
         "sugar": lambda: torch_sugar.SugarReLU(SURROGATE),
@@ -136,6 +179,16 @@ def activation(variant):
         "patched": Functional,
         "converted": Functional,
     }[variant]()
+
+
+@functools.cache
+def sugar_type(variant):
+    """A SugarReLU subclass of its own: dynamo reuses compiled code for a model with the same
+    module types and attributes (it cannot know how torch_sugar lowers the op, see compiled_as),
+    and each of these variants must compile apart from "sugar"'s model."""
+    import torch_sugar
+
+    return type(f"SugarReLU_{variant}", (torch_sugar.SugarReLU,), {})
 
 
 def build(model, variant=None, make_act=None):
@@ -209,6 +262,26 @@ def make_step(net, forward, x, y, task):
     return run
 
 
+@contextlib.contextmanager
+def compiled_as(variant):
+    """Graphs compiled inside compute relu_backward the way `variant` asks (SUGAR_BACKWARD_VARIANTS)."""
+    from torch_sugar import _pt2
+
+    mode = SUGAR_BACKWARD_VARIANTS.get(variant)
+    previous = _pt2.set_inductor_relu_backward(mode) if mode else None
+    try:
+        yield
+    finally:
+        if mode:
+            _pt2.set_inductor_relu_backward(previous)
+
+
+def warm_up(run, variant, calls=3):
+    with compiled_as(variant):  # the first call compiles (the backward at its first backward)
+        for _ in range(calls):
+            run()
+
+
 # ---------------------------------------------------------------------------------------------
 # Timing
 
@@ -229,9 +302,8 @@ def bench_models(args):
                 for task in ("train", "infer"):
                     torch._dynamo.reset()
                     runners = {v: make_runner(model, v, mode, task) for v in args.variants}
-                    for run in runners.values():  # compile and warm up
-                        for _ in range(3):
-                            run()
+                    for v, run in runners.items():  # compile and warm up
+                        warm_up(run, v)
                     cpu_one = max(timed(runners["relu"], 1)[0], 1e-6)
                     iters = max(1, int(args.min_sample_ms / 1000 / cpu_one))
                     samples = {v: [] for v in runners}
@@ -289,6 +361,197 @@ def print_group(rows):
 
 
 # ---------------------------------------------------------------------------------------------
+# Per kernel: compiled CNN training, 1 thread. Where the time of each variant's step goes (the
+# generated kernels of the forward and the backward, the convolutions), measured with
+# torch.profiler over interleaved steps (inductor's kernels report themselves with
+# config.cpp.enable_kernel_profile), and what the compiled code is: inductor's count of the bytes
+# each graph's kernels read and write, the backward's kernels (vectorized or not) and full-size
+# buffers, and the bytes saved for the backward.
+
+CNN_MAP_NUMEL = 64 * 64 * 16 * 16  # the CNN's smallest activation map: a "full-size" buffer
+
+
+class _GraphBytes(logging.Handler):
+    """Inductor's num_bytes_accessed of every graph compiled while attached, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.per_graph = []
+
+    def emit(self, record):
+        metrics = record.args if isinstance(record.args, dict) else None
+        if metrics and "num_bytes_accessed" in metrics:
+            self.per_graph.append(metrics["num_bytes_accessed"])
+
+
+@contextlib.contextmanager
+def counting_bytes():
+    from torch._inductor.compile_fx import inductor_metrics_log  # inductor counts when INFO is on
+
+    handler, level = _GraphBytes(), inductor_metrics_log.level
+    inductor_metrics_log.addHandler(handler)
+    inductor_metrics_log.setLevel(logging.INFO)
+    try:
+        yield handler.per_graph
+    finally:
+        inductor_metrics_log.removeHandler(handler)
+        inductor_metrics_log.setLevel(level)
+
+
+def kernel_sources(code):
+    """The C++ source of each generated kernel in an inductor output module."""
+    return re.findall(r"cpp_pybinding\(.*?r'''(.*?)'''\)", code, re.S)
+
+
+def full_size_buffers(code):
+    shapes = re.findall(r"empty_strided_cpu\(\(([\d, ]+)\)", code)
+    return sum(
+        1 for shape in shapes if math.prod(int(d) for d in shape.split(",") if d.strip()) >= CNN_MAP_NUMEL
+    )
+
+
+@contextlib.contextmanager
+def output_code():
+    """The output code of every graph inductor compiles while inside (as run_and_get_code, which
+    also resets dynamo: the variants compiled before would compile again, unprofiled)."""
+    from unittest import mock
+
+    from torch._inductor.graph import GraphLowering
+
+    codes = []
+    with mock.patch.object(GraphLowering, "save_output_code", codes.append):
+        yield codes
+
+
+def compile_cnn_step(variant):
+    """The compiled CNN training step of `variant`, warmed up, and what its compiled code is."""
+    run = make_runner("cnn", variant, "compiled", "train")
+    with counting_bytes() as graph_bytes, output_code() as codes, compiled_as(variant):
+        run()
+    if len(codes) != 2 or len(graph_bytes) != 2:
+        raise RuntimeError(
+            f"{variant}: expected a forward and a backward graph, got {len(codes)} and {graph_bytes}"
+        )
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.nbytes) or t, lambda t: t):
+        run()
+    backward = kernel_sources(codes[1])
+    facts = {
+        "forward_mb": graph_bytes[0] / 1e6,
+        "backward_mb": graph_bytes[1] / 1e6,
+        "backward_kernels": len(backward),
+        "backward_vectorized": sum("at::vec::" in k for k in backward),
+        "backward_full_size_buffers": full_size_buffers(codes[1]),
+        "saved_mb": sum(saved) / 1e6,
+    }
+    warm_up(run, variant)
+    return run, facts
+
+
+def profile_steps(runners, repeats):
+    """Interleaved steps under torch.profiler: per variant, one {part: ms} dict per step."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    order, cpu = list(runners), {v: [] for v in runners}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for rep in range(repeats):
+            for v in order[rep % len(order) :] + order[: rep % len(order)]:
+                with record_function(f"step:{v}"):
+                    t0 = time.thread_time()
+                    runners[v]()
+                    cpu[v].append(1e3 * (time.thread_time() - t0))
+    steps = {v: [] for v in runners}
+    current = {}
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        part = kernel_part(event)
+        if event.name.startswith("step:"):
+            current[event.id] = {"step (cpu)": None}
+            steps[event.name[5:]].append(current[event.id])
+        elif part is not None:
+            root = step_of(event)
+            if root is not None and root.id in current:
+                table = current[root.id]
+                table[part] = table.get(part, 0.0) + event.time_range.elapsed_us() / 1e3
+    for v in runners:
+        for step, cpu_ms in zip(steps[v], cpu[v]):
+            step["step (cpu)"] = cpu_ms
+    return steps
+
+
+def kernel_part(event):
+    """What a profiler event is in the step: a generated kernel, a convolution, an extern SUGAR."""
+    name = event.name
+    if "cpp_fused" in name:
+        return ("bwd " if in_backward(event) else "fwd ") + re.sub(r"^graph_\d+_", "", name)
+    if name in ("aten::mkldnn_convolution", "aten::convolution_backward", "sugar::relu_backward"):
+        return name
+    return None
+
+
+def step_of(event):
+    while event is not None and not event.name.startswith("step:"):
+        event = event.cpu_parent
+    return event
+
+
+def in_backward(event):
+    while event is not None:
+        if event.name == "CompiledFunctionBackward":
+            return True
+        event = event.cpu_parent
+    return False
+
+
+def bench_kernels(args):
+    torch.set_num_threads(1)
+    import torch._inductor.config as inductor_config
+
+    # One model compiled per variant, all kept: dynamo counts them as recompiles of one frame
+    # (nn.Sequential.forward), so the earlier groups' are dropped and the limit raised.
+    torch._dynamo.reset()
+    runners, facts = {}, {}
+    with (
+        torch._dynamo.config.patch(recompile_limit=max(8, len(KERNEL_VARIANTS))),
+        inductor_config.patch({"cpp.enable_kernel_profile": True}),
+    ):
+        for v in KERNEL_VARIANTS:
+            runners[v], facts[v] = compile_cnn_step(v)
+        steps = profile_steps(runners, 3 if args.quick else args.repeats)
+    rows = []
+    for v in KERNEL_VARIANTS:
+        parts = dict.fromkeys(p for step in steps[v] for p in step)  # in execution order
+        median = {p: statistics.median(step.get(p, 0.0) for step in steps[v]) for p in parts}
+        ratios = [a["step (cpu)"] / b["step (cpu)"] for a, b in zip(steps[v], steps["relu"])]
+        rows.append({"variant": v, "ratio_cpu": statistics.median(ratios), "ms": median, **facts[v]})
+    print_kernels(rows)
+    return rows
+
+
+def kernel_summary(row):
+    """Milliseconds per step: forward kernels, backward kernels (each, in order), convolutions."""
+    ms = row["ms"]
+    fwd = sum(t for p, t in ms.items() if p.startswith("fwd "))
+    bwd = [t for p, t in ms.items() if p.startswith("bwd ")]
+    conv = ms.get("aten::mkldnn_convolution", 0.0) + ms.get("aten::convolution_backward", 0.0)
+    extern = ms.get("sugar::relu_backward", 0.0)
+    return fwd, bwd, conv, extern
+
+
+def print_kernels(rows):
+    print("\ncompiled CNN training, 1 thread, per kernel (ms per step, median of interleaved steps):")
+    for r in rows:
+        fwd, bwd, conv, extern = kernel_summary(r)
+        print(
+            f"  {r['variant']:16s} step {r['ms']['step (cpu)']:7.1f} ms cpu ({r['ratio_cpu']:.3f}x)  "
+            f"fwd kernels {fwd:6.1f}  bwd kernels {sum(bwd):6.1f} [{' / '.join(f'{t:.1f}' for t in bwd)}]  "
+            f"convolutions {conv:6.1f}  extern sugar {extern:5.1f}  |  bytes fwd {r['forward_mb']:.0f} MB, "
+            f"bwd {r['backward_mb']:.0f} MB; bwd kernels {r['backward_kernels']} "
+            f"({r['backward_vectorized']} vectorized), full-size bwd buffers {r['backward_full_size_buffers']}, "
+            f"saved {r['saved_mb']:.1f} MB",
+            flush=True,
+        )
+
+
 # Memory of the in-place spellings under torch_sugar.patch
 
 MEMORY_ROWS = [
@@ -489,6 +752,25 @@ def print_call(row):
 # ---------------------------------------------------------------------------------------------
 
 
+def kernels_markdown(rows):
+    out = [
+        "\nCompiled CNN training, 1 thread: ms per step (median of interleaved steps, torch.profiler; "
+        "the step in thread CPU time) and what the compiled code moves (inductor's count):\n",
+        "| variant | step / nn.ReLU | forward kernels | backward kernels, in order | convolutions | extern SUGAR "
+        "| bytes fwd / bwd | bwd kernels (vectorized) | full-size bwd buffers | saved |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        fwd, bwd, conv, extern = kernel_summary(r)
+        out.append(
+            f"| {r['variant']} | {r['ratio_cpu']:.2f}x | {fwd:.1f} | {sum(bwd):.1f} ({' / '.join(f'{t:.1f}' for t in bwd)}) "
+            f"| {conv:.1f} | {extern:.1f} | {r['forward_mb']:.0f} / {r['backward_mb']:.0f} MB "
+            f"| {r['backward_kernels']} ({r['backward_vectorized']}) | {r['backward_full_size_buffers']} "
+            f"| {r['saved_mb']:.1f} MB |"
+        )
+    return "\n".join(out)
+
+
 def markdown(model_rows, call_rows, memory_rows=()):
     out = []
     if model_rows:
@@ -569,7 +851,10 @@ def markdown(model_rows, call_rows, memory_rows=()):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")  # never time a stale compile
+    # Never time a stale compile: a cached graph is keyed by the FX graph, not by how
+    # torch_sugar lowers it. The variable is read when torch is imported, so set the flag too.
+    os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
+    torch.compiler.config.force_disable_caches = os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] == "1"
     import torch_sugar  # noqa: F401
 
     info = bench_ops.machine_info("cpu", args.threads)
@@ -578,6 +863,7 @@ def main(argv=None):
         f"{info['cpu_count']} CPUs, load {info['load_average']}"
     )
     model_rows = [] if args.no_models else bench_models(args)
+    kernel_rows = bench_kernels(args) if args.kernels else []
     memory_rows = [] if args.no_memory else bench_memory()
     call_rows = []
     if not args.no_calls:
@@ -585,11 +871,19 @@ def main(argv=None):
         call_rows = bench_calls(args)
     if args.markdown:
         print(markdown(model_rows, call_rows, memory_rows))
+        if kernel_rows:
+            print(kernels_markdown(kernel_rows))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(
-                {"machine": info, "models": model_rows, "calls": call_rows, "memory": memory_rows},
+                {
+                    "machine": info,
+                    "models": model_rows,
+                    "kernels": kernel_rows,
+                    "calls": call_rows,
+                    "memory": memory_rows,
+                },
                 f,
                 indent=1,
             )

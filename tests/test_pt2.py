@@ -1,5 +1,9 @@
 """The ops under FakeTensor/torch.library.opcheck, torch.compile(fullgraph=True) and torch.export."""
 
+import logging
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -115,6 +119,7 @@ def test_export_round_trips(device):
 from torch._inductor.utils import run_and_get_code  # noqa: E402
 
 from reference import DTYPE_NAMES, SURROGATES  # noqa: E402
+from torch_sugar import _decomp, _pt2  # noqa: E402
 
 
 @pytest.fixture
@@ -149,6 +154,25 @@ def cnn(act):
     )
 
 
+class Residual(torch.nn.Module):
+    """conv-BatchNorm-act, then conv-BatchNorm plus the skip, then act: the second activation's
+    input is a sum of two feature maps, which the partitioner should not be told to recompute."""
+
+    def __init__(self, act):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), act())
+        self.branch = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8))
+        self.act = act()
+        self.head = torch.nn.Sequential(
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3)
+        )
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(self.act(self.branch(h) + h))
+
+
 def train_step(model, x):
     out = model(x)
     out.square().mean().backward()
@@ -167,7 +191,7 @@ def saved_for_backward(model, x):
     return sorted(shapes)
 
 
-@pytest.mark.parametrize("make", [mlp, cnn], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("make", [mlp, cnn, Residual], ids=["mlp", "cnn", "residual"])
 def test_inductor_fuses_sugar_and_saves_what_relu_saves(make, fresh_compile):
     x = torch.randn(8, 16) if make is mlp else torch.randn(4, 3, 8, 8)
     relu_model = torch.compile(make(torch.nn.ReLU), fullgraph=True)
@@ -180,14 +204,14 @@ def test_inductor_fuses_sugar_and_saves_what_relu_saves(make, fresh_compile):
     # The surrogate's math was fused into a generated kernel of the backward.
     assert "exp" in codes[1]
     train_step(relu_model, x)
-    # No more saved than nn.ReLU's model saves (the partitioner may pick other tensors: in the CNN
-    # it keeps a per-channel statistic where nn.ReLU's keeps a feature map).
+    # No more saved than nn.ReLU's model saves: no more feature maps, and in all no more than a
+    # few per-channel statistics more (the CNN's backward recomputes the first BatchNorm's output
+    # from the convolution output, with the mean that nn.ReLU's graph does not keep).
     sugar_saved, relu_saved = saved_for_backward(sugar_model, x), saved_for_backward(relu_model, x)
     numel = lambda shapes: sum(torch.Size(s).numel() for s in shapes)  # noqa: E731
-    assert len(sugar_saved) <= len(relu_saved) and numel(sugar_saved) <= numel(relu_saved), (
-        sugar_saved,
-        relu_saved,
-    )
+    maps = lambda shapes: [s for s in shapes if torch.Size(s).numel() >= x.numel() // 4]  # noqa: E731
+    assert len(maps(sugar_saved)) <= len(maps(relu_saved)), (sugar_saved, relu_saved)
+    assert numel(sugar_saved) <= numel(relu_saved) + 16, (sugar_saved, relu_saved)
     # Inference: the same code as nn.ReLU's, the same numbers.
     with torch.no_grad():
         sugar_model.eval(), relu_model.eval()
@@ -214,10 +238,88 @@ def test_inductor_gradients_equal_eager_every_surrogate_and_scope(dtype_name, fr
         return [x.grad for x in xs]
 
     eager = grads(f)
-    compiled = grads(torch.compile(f, fullgraph=True))
+    compiled_f = torch.compile(f, fullgraph=True)
+    compiled, codes = run_and_get_code(grads, compiled_f)
+    # Every surrogate, scope and dtype went through the lowering, none to its extern fallback.
+    calls = [line for code in codes for line in code.splitlines() if "torch.ops.sugar" in line]
+    assert not calls, calls[:3]
     tol = {"float64": 1e-12, "float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3}[dtype_name]
     for (s, neg), a, b in zip(cases, eager, compiled):
         torch.testing.assert_close(b, a, rtol=tol, atol=tol, msg=lambda m: f"{s} negative_only={neg}: {m}")
+
+
+def backward_bytes(model, x):
+    """Bytes the generated kernels of the compiled backward read and write (inductor's count)."""
+    from torch._inductor import metrics
+
+    out = model(x)
+    metrics.reset()
+    out.square().mean().backward()
+    return metrics.num_bytes_accessed
+
+
+def test_compiled_cnn_backward_moves_what_relu_backward_moves(fresh_compile):
+    """relu_backward lowered as one node: the surrogate's derivative is computed in the loop that
+    writes grad_input, once; no buffer of x or exp(-|x|), no second evaluation in the BatchNorm
+    backward's loops. (Decomposed op by op, as before, it moved 1.65x nn.ReLU's bytes here.)"""
+    from torch._inductor.compile_fx import inductor_metrics_log  # inductor counts bytes when INFO
+
+    level = inductor_metrics_log.level
+    inductor_metrics_log.setLevel(logging.INFO)
+    try:
+        x = torch.randn(16, 3, 16, 16)
+        relu_bytes = backward_bytes(torch.compile(cnn(torch.nn.ReLU), fullgraph=True), x)
+        sugar = torch.compile(cnn(lambda: torch_sugar.SugarReLU("bsilu")), fullgraph=True)
+        sugar_bytes = backward_bytes(sugar, x)
+    finally:
+        inductor_metrics_log.setLevel(level)
+    assert relu_bytes > 0
+    assert sugar_bytes <= 1.1 * relu_bytes, (sugar_bytes, relu_bytes)
+
+
+@pytest.mark.parametrize("mode", ["decomposition", "extern"])
+def test_other_inductor_modes_of_relu_backward_give_the_same_gradients(mode, fresh_compile):
+    torch.manual_seed(0)
+    model = cnn(lambda: torch_sugar.SugarReLU("gelu"))
+    x = torch.randn(4, 3, 8, 8)
+    eager = grads_of(model, x)
+    previous = _pt2.set_inductor_relu_backward(mode)
+    try:
+        compiled = grads_of(torch.compile(model, fullgraph=True), x)
+    finally:
+        _pt2.set_inductor_relu_backward(previous)
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="mode: got 'fused'; allowed: lowering, decomposition, extern"):
+        _pt2.set_inductor_relu_backward("fused")
+
+
+def test_lowering_is_registered_whichever_inductor_module_is_imported_first():
+    """The lowering registers when torch._inductor.lowering is imported; inductor's graph module
+    imports it half-way through its own import (a path that once left the lowering out)."""
+    script = (
+        "import torch, torch_sugar\n"
+        "import torch._inductor.graph\n"
+        "import torch._inductor.lowering as lowering\n"
+        "from torch_sugar import _pt2\n"
+        "assert torch.ops.sugar.relu_backward.default in lowering.lowerings\n"
+        "assert _pt2._inductor_relu_backward == 'lowering', _pt2._inductor_relu_backward\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_lowered_graph_of_relu_backward_holds_for_every_shape(surrogate):
+    """The lowering traces the decomposition on two elements and reuses the graph for any shape:
+    no op in it may take its shape from the example (full_like did, for leaky_relu)."""
+    x = torch.cat([torch.tensor([0.0, -0.0, 1e-4, -1e-4, 60.0, -60.0]), torch.randn(30) * 4]).view(4, 9)
+    g = torch.randn(4, 9)
+    for negative_only in (False, True):
+        graph = _pt2._traced_relu_backward(
+            surrogate, None, negative_only, torch.float32, torch.float32, torch.device("cpu")
+        )
+        want = _decomp.relu_backward(g, x, surrogate, None, negative_only)
+        torch.testing.assert_close(graph(g, x), want, rtol=0, atol=0)
 
 
 def test_compiled_bad_surrogate_still_raises(fresh_compile):

@@ -102,7 +102,9 @@ def _selu_grad2(x, a):
 
 
 def _leaky_relu_grad(x, a):
-    return torch.where(x > 0, 1.0, torch.full_like(x, a))
+    # A 0-d slope, not full_like(x): a traced graph of these formulas must not depend on x's shape
+    # (the inductor lowering traces them once, on a small tensor; see _pt2.py).
+    return torch.where(x > 0, 1.0, torch.full((), a, dtype=x.dtype, device=x.device))
 
 
 def _zero_grad2(x, a):
@@ -201,21 +203,58 @@ def relu(
 ) -> Tensor:
     """sugar::relu is torch.relu in the forward pass.
 
-    In a training graph the backward needs the input x (for d(x)) and the next layer needs
-    relu(x). Saving both would keep twice the activations nn.ReLU keeps (it saves relu(x) alone),
-    so when traced for a compiler the relu is marked "prefer recompute" (the tag selective
-    activation checkpointing uses): AOTAutograd's partitioner then saves x only and recomputes
-    relu(x) in the backward, where inductor fuses it into the surrogate-gradient kernel.
+    In a training graph the backward needs the pre-activation x (for d(x)), and the next layer may
+    need relu(x). nn.ReLU's backward needs relu(x) alone. Traced for a compiler, the op therefore
+    tells AOTAutograd's partitioner (with the selective-checkpoint tag "prefer recompute") what to
+    recompute in the backward so that it saves no more than nn.ReLU's graph saves:
+
+    - x is a cheap pointwise result (a BatchNorm or bias output): recompute x, from the input the
+      graph saves anyway (the BatchNorm backward keeps the convolution output). The partitioner
+      would otherwise save x, because inductor lowers relu_backward as one opaque node (_pt2.py),
+      which it cannot fuse. relu(x) is saved where the next layer needs it, as with nn.ReLU.
+    - otherwise (a matmul or convolution output, a graph input): x is saved, and relu(x), which
+      nn.ReLU would save, is recomputed from it; inductor fuses it into its consumers.
     """
     mode = _proxy_mode()
     if mode is None:
         return torch.relu(self)
+    producer = _producer_node(mode, self)
     graph = mode.tracer.graph
     before = len(graph.nodes)
     out = torch.relu(self)
-    for node in itertools.islice(reversed(graph.nodes), len(graph.nodes) - before):
-        node.meta["recompute"] = _PREFER_RECOMPUTE
+    if producer is not None and _cheap_to_recompute(producer, self):
+        producer.meta["recompute"] = _PREFER_RECOMPUTE
+    else:
+        for node in itertools.islice(reversed(graph.nodes), len(graph.nodes) - before):
+            node.meta["recompute"] = _PREFER_RECOMPUTE
     return out
+
+
+def _producer_node(mode, tensor: Tensor):
+    """The traced node that computed `tensor`, or None."""
+    from torch.fx.experimental.proxy_tensor import get_proxy_slot
+
+    return get_proxy_slot(tensor, mode.tracer, None, lambda slot: slot.proxy.node)
+
+
+def _cheap_to_recompute(node, x: Tensor) -> bool:
+    """Recomputing x (node's output) in the backward costs one fused pointwise pass and keeps no
+    more memory than saving x: node is an ATen pointwise op that nobody tagged already, with at
+    most one input of x's size (the rest broadcast: per-channel statistics, a bias). A residual
+    sum (two full-size inputs) is not: recomputing it could keep both inputs instead of x."""
+    from torch.fx.experimental.symbolic_shapes import statically_known_true
+
+    target = node.target
+    if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
+        return False
+    if torch.Tag.pointwise not in target.tags or node.meta.get("recompute") is not None:
+        return False
+    full_size = 0
+    for arg in node.all_input_nodes:
+        value = arg.meta.get("val")
+        if not isinstance(value, Tensor) or not statically_known_true(value.numel() < x.numel()):
+            full_size += 1
+    return full_size <= 1
 
 
 def _proxy_mode():
@@ -248,7 +287,9 @@ def relu_backward(
         return torch.where(self <= 0, 0.0, grad_output)
     x = _opmath(self)
     g = _opmath(grad_output)
-    scaled = g * MATH[kind][0](x, a)
+    # d(x) first: the product is laid out like x, as the kernels lay out grad_input (output.h),
+    # where a dense grad_output of another layout (an expanded pooling gradient) would win.
+    scaled = MATH[kind][0](x, a) * g
     if negative_only:
         scaled = torch.where(x > 0, g, scaled)
     return scaled.to(self.dtype)
