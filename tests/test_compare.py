@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -14,6 +15,13 @@ from torch_sugar.experiments import compare as compare_mod
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAST = ["--epochs", "2", "--seeds", "2", "--hidden", "16,16", "--activations", "relu,bsilu", "--threads", "1"]
+
+
+def ctrl_c_reaches(*_):
+    """A ``preexec_fn`` for a child that a test stops with SIGINT: SIGINT as a terminal gives it.
+    A shell starts its background jobs with SIGINT ignored, and a Python started that way never
+    raises KeyboardInterrupt (a CI script run with ``&`` would fail these tests, not the code)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(argv, capsys):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from test_compare import load_results, run_cli
+from test_compare import ctrl_c_reaches, load_results, run_cli
 
 TIMING_KEYS = ("epoch_seconds", "train_seconds")
 
@@ -114,7 +114,12 @@ def test_jobs_ctrl_c_stops_every_worker_and_keeps_finished_runs(tmp_path):
         str(out),
     ]
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=ctrl_c_reaches,
     )
     try:
         deadline = time.monotonic() + 180

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from test_compare import load_results, run_cli
+from test_compare import ctrl_c_reaches, load_results, run_cli
 
 import torch_sugar
 from torch_sugar._report import REPORT_FILE_ENV
@@ -162,7 +162,9 @@ def test_ctrl_c_keeps_finished_runs_and_resume_finishes_them(script, tmp_path, c
     cmd = f"python {script} --seed {{seed}} --sleep 1"
     argv = [sys.executable, "-m", "torch_sugar", "compare", "--script", cmd, "--seeds", "2"]
     argv += ["--activations", "relu,bsilu", "--out", str(tmp_path / "c"), "--quiet"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches
+    )
     results = tmp_path / "c" / "results.json"
     deadline = time.time() + 180
     while time.time() < deadline:
