@@ -2,8 +2,10 @@
 formats (TorchScript, an AOTInductor package), and preprocessing.json beside them. Everything
 that writes a saved model lives here (one place to add another format)."""
 
+import contextlib
 import copy
 import json
+import logging
 import os
 import time
 import warnings
@@ -99,11 +101,11 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
     rows = example.cpu()
     if rows.shape[0] < 2:  # export specializes a dimension of size 0 or 1: show it two rows
         rows = rows[:1].expand(2, *rows.shape[1:]).contiguous()
-    import torch._inductor  # seconds to import: only when a package is written
-
     start = time.perf_counter()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _without_cuda_home_notice():
+            from torch import _inductor  # seconds to import: only when a package is written
+
             # torch 2.13's export copies its own pytree specs with a deprecated isinstance check
             # and says so on stderr: torch's notice to itself, not the user's.
             warnings.filterwarnings(
@@ -112,9 +114,7 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
             program = torch.export.export(
                 model, (rows,), dynamic_shapes=({0: torch.export.Dim("batch")},), strict=False
             )
-            torch._inductor.aoti_compile_and_package(
-                program, package_path=path, inductor_configs=_AOTI_CONFIGS
-            )
+            _inductor.aoti_compile_and_package(program, package_path=path, inductor_configs=_AOTI_CONFIGS)
     except Exception as exc:  # a --model-fn model export cannot trace, no C++ compiler, ...
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
         warn(
@@ -123,6 +123,20 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
         )
         return {"aoti_error": reason}
     return {"aoti": path, "aoti_seconds": round(time.perf_counter() - start, 1)}
+
+
+@contextlib.contextmanager
+def _without_cuda_home_notice():
+    """A CUDA build of torch on a machine without the CUDA runtime logs "No CUDA runtime is found,
+    using CUDA_HOME=..." when inductor's C++ builder imports torch.utils.cpp_extension: nothing
+    to do with a CPU package, so not shown (errors still are)."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _without_functional_patch(model: nn.Module) -> nn.Module:
