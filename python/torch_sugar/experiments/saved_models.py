@@ -89,8 +89,12 @@ def _save_torchscript(model: nn.Module, path: str, example: torch.Tensor) -> dic
 #: A package checks its input's dtype, shape and strides only with AOTI_RUNTIME_CHECK_INPUTS=1 in
 #: its environment (without, a wrong width or layout is not caught). Those checks would also
 #: reject batches of 0 and 1 row, sizes export treats as special, though the compiled code scores
-#: them like any other: off.
-_AOTI_CONFIGS = {"aot_inductor.check_lowerbound": False}
+#: them like any other: off, where inductor has the setting (torch 2.13 and 2.15 do, 2.9 does
+#: not: its packages refuse a batch of 1 row when the checks are on).
+def _aoti_configs(inductor_config) -> dict:
+    if hasattr(inductor_config.aot_inductor, "check_lowerbound"):
+        return {"aot_inductor.check_lowerbound": False}
+    return {}
 
 
 def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
@@ -105,6 +109,7 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
     try:
         with torch.no_grad(), warnings.catch_warnings(), _without_cuda_home_notice():
             from torch import _inductor  # seconds to import: only when a package is written
+            from torch._inductor import config as inductor_config
 
             # torch 2.13's export copies its own pytree specs with a deprecated isinstance check
             # and says so on stderr: torch's notice to itself, not the user's.
@@ -114,7 +119,9 @@ def _save_aoti(model: nn.Module, path: str, example: torch.Tensor) -> dict:
             program = torch.export.export(
                 model, (rows,), dynamic_shapes=({0: torch.export.Dim("batch")},), strict=False
             )
-            _inductor.aoti_compile_and_package(program, package_path=path, inductor_configs=_AOTI_CONFIGS)
+            _inductor.aoti_compile_and_package(
+                program, package_path=path, inductor_configs=_aoti_configs(inductor_config)
+            )
     except Exception as exc:  # a --model-fn model export cannot trace, no C++ compiler, ...
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
         warn(
