@@ -314,6 +314,16 @@ def layer_labels(run: dict) -> Dict[str, str]:
     return {name: f"layer {i + 1} ({info['units']} units)" for i, (name, info) in enumerate(layers.items())}
 
 
+def plot_band(ax, label: str, curve, style: dict) -> None:
+    """One activation's curve on a panel: the mean over seeds and its min..max band (``curve``:
+    x, mean, lo, hi, or None for nothing to draw)."""
+    if curve is None:
+        return
+    x, mean, lo, hi = curve
+    ax.plot(x, mean, label=label, markevery=max(1, len(x) // 10), **style)
+    ax.fill_between(x, lo, hi, color=style["color"], alpha=0.12, linewidth=0)
+
+
 def plot_results(out_dir: str, runs: Sequence[dict], labels: Sequence[str], title: str) -> List[str]:
     """learning_curves.png and dead_units.png; returns the paths written ([] without matplotlib).
 
@@ -344,12 +354,7 @@ def _plot_learning_curves(figure, path: str, runs: Sequence[dict], labels: Seque
     styles = {label: _style(i) for i, label in enumerate(labels)}
     for ax, (key, name, first) in zip(axes, panels):
         for label in labels:
-            curve = _curves(runs, label, key, first)
-            if curve is None:
-                continue
-            x, mean, lo, hi = curve
-            ax.plot(x, mean, label=label, markevery=max(1, len(x) // 10), **styles[label])
-            ax.fill_between(x, lo, hi, color=styles[label]["color"], alpha=0.12, linewidth=0)
+            plot_band(ax, label, _curves(runs, label, key, first), styles[label])
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

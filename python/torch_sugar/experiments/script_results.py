@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .report import _fmt, _style, _table, paired_comparison, per_activation_stats
+from .report import _fmt, _style, _table, paired_comparison, per_activation_stats, plot_band
 
 #: A metric whose name matches this is better when lower (unless --lower-is-better lists it anyway).
 LOWER_IS_BETTER = re.compile(
@@ -164,11 +164,7 @@ def plot_report_curves(out_dir: str, runs: Sequence[dict], labels: Sequence[str]
     styles = {label: _style(i) for i, label in enumerate(labels)}
     for ax, metric in zip(axes, metrics):
         for label in labels:
-            curve = _report_curve(runs, label, metric)
-            if curve is not None:
-                x, mean, lo, hi = curve
-                ax.plot(x, mean, label=label, markevery=max(1, len(x) // 10), **styles[label])
-                ax.fill_between(x, lo, hi, color=styles[label]["color"], alpha=0.12, linewidth=0)
+            plot_band(ax, label, _report_curve(runs, label, metric), styles[label])
         ax.set_title(metric)
         ax.set_xlabel("step (report)")
         ax.grid(alpha=0.3)
