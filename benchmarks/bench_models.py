@@ -569,14 +569,7 @@ def saved_bytes(net, x, y, patched):
     output an in-place ReLU saves is also the next convolution's saved input)."""
     import torch_sugar
 
-    storages = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with bench_ops.saved_storages() as storages:
         with torch_sugar.patch(SURROGATE) if patched else contextlib.nullcontext():
             loss = torch.nn.functional.cross_entropy(net(x), y)
     del loss

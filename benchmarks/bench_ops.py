@@ -33,6 +33,7 @@ Examples:
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -311,8 +312,10 @@ def quantiles(values):
     return q[0], statistics.median(v), q[2]
 
 
-def measure_memory(fn, x, g, device):
-    """(bytes saved for backward, peak bytes allocated during fwd+bwd beyond the inputs)."""
+@contextlib.contextmanager
+def saved_storages():
+    """{storage address: bytes} of what autograd saves for backward inside (distinct storages,
+    so a tensor saved by two nodes counts once)."""
     storages = {}
 
     def pack(t):
@@ -321,6 +324,12 @@ def measure_memory(fn, x, g, device):
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield storages
+
+
+def measure_memory(fn, x, g, device):
+    """(bytes saved for backward, peak bytes allocated during fwd+bwd beyond the inputs)."""
+    with saved_storages() as storages:
         y = fn(x)
     saved = sum(storages.values())
     del y
