@@ -378,3 +378,73 @@ def test_convert_warns_when_nothing_is_converted_and_retargets_sugar_modules():
     assert torch_sugar.revert(model)[1].inplace
     with pytest.raises(TypeError, match="functional must be a bool"):
         torch_sugar.convert(model, functional="yes")
+
+
+# A native (GIL-free) computation on another thread, running for about `seconds`: hashlib
+# releases the GIL while it hashes a large buffer, so the thread stays in state R meanwhile.
+BUSY_THREAD = """
+import hashlib, threading, time
+
+def busy(seconds, then=None):
+    data = b"x" * 20_000_000
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        hashlib.sha256(data).digest()
+    if then is not None:
+        then()
+"""
+
+
+def test_settle_waits_for_running_threads_and_not_for_sleeping_ones():
+    from torch_sugar import _threads
+
+    namespace = {}
+    exec(BUSY_THREAD, namespace)
+    assert _threads._running_threads() is not None, "this test needs Linux's /proc"
+    sleeper = threading.Event()
+    idle = threading.Thread(target=sleeper.wait)  # asleep: never waited for
+    idle.start()
+    try:
+        assert _threads.settle() < 0.5
+        worker = threading.Thread(target=namespace["busy"], args=(0.6,))
+        worker.start()
+        waited = _threads.settle()
+        worker.join()
+        assert 0.4 < waited < _threads._TIMEOUT_S  # until the busy thread ended, not the timeout
+        runaway = threading.Thread(target=namespace["busy"], args=(2.5,))
+        runaway.start()
+        assert 0.25 <= _threads.settle(timeout_s=0.3) < 1.5  # a thread that never rests: the timeout
+        runaway.join()
+    finally:
+        sleeper.set()
+        idle.join()
+
+
+@pytest.mark.parametrize("entered_by", ["patch", "monitor", "nothing"])
+def test_a_process_that_entered_our_modes_lets_other_threads_finish_before_python_shuts_down(
+    tmp_path, entered_by
+):
+    # The daemon thread ends its native work after the program has returned, then needs the GIL
+    # (as gloo's threads do to drop a copy of the mode stack): Python kills a thread that asks for
+    # it while shutting down, so the file appears only if the exit waited for the thread.
+    import subprocess
+    import sys
+
+    marker = tmp_path / "finished"
+    script = (
+        BUSY_THREAD
+        + f"""
+import pathlib, threading, torch, torch_sugar
+model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU())
+if {entered_by!r} == "patch":
+    with torch_sugar.patch("elu"):
+        model(torch.randn(4, 3))
+elif {entered_by!r} == "monitor":
+    with torch_sugar.DeadUnitMonitor(model):
+        model(torch.randn(4, 3))
+threading.Thread(target=busy, args=(0.5, lambda: pathlib.Path({str(marker)!r}).write_text("done")), daemon=True).start()
+"""
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert marker.exists() == (entered_by != "nothing")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from . import _pt2
+from . import _pt2, _threads
 from ._ops import _RELU, _check_args, _relu_direct, validate
 
 __all__ = ["patch"]
@@ -89,6 +89,10 @@ class patch(TorchFunctionMode, contextlib.ContextDecorator):
         self.alpha = _check_args("torch_sugar.patch", surrogate, alpha, negative_only)
         self.negative_only = negative_only
         _pt2.dynamo_dispatches_relu_()
+
+    def __enter__(self):
+        _threads.settle_at_exit()
+        return super().__enter__()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in _HANDLED:

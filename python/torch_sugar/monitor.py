@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from . import _threads
 from ._ops import _RELU
 from .modules import SugarReLU
 
@@ -467,6 +468,7 @@ class _FunctionalReluWatch(TorchFunctionMode):
         self._counts.clear()
         self._depth += 1
         if self._depth == 1:
+            _threads.settle_at_exit()
             self.__enter__()
 
     def stop(self) -> None:
