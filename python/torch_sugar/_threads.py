@@ -42,15 +42,12 @@ def settle(timeout_s: float = _TIMEOUT_S) -> float:
     """Sleeps (the GIL released) until no other thread of this process has been running for
     ``_QUIET_POLLS`` polls in a row, or ``timeout_s`` has passed; returns the seconds waited."""
     start = time.monotonic()
+    if _running_threads() is None:  # no /proc to read
+        return 0.0
     quiet = 0
     while quiet < _QUIET_POLLS and time.monotonic() - start < timeout_s:
-        if _running_threads() is None:
-            break
         time.sleep(_POLL_S)
-        running = _running_threads()
-        if running is None:
-            break
-        quiet = quiet + 1 if running == 0 else 0
+        quiet = quiet + 1 if _running_threads() == 0 else 0
     return time.monotonic() - start
 
 
